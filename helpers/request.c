@@ -1,0 +1,261 @@
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "spank_vm/request.h"
+
+void svm_request_init(struct svm_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->hypervisor = SVM_HV_UNSET;
+	req->hugepages = SVM_HUGEPAGES_NONE;
+	req->net = SVM_NET_UNSET;
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} option_bits[] = {
+        {SVM_OPT_VM, SVM_SEEN_VM},
+        {SVM_OPT_HYPERVISOR, SVM_SEEN_HYPERVISOR},
+        {SVM_OPT_HUGEPAGES, SVM_SEEN_HUGEPAGES},
+        {SVM_OPT_NET, SVM_SEEN_NET},
+        {SVM_OPT_CHECKPOINT, SVM_SEEN_CHECKPOINT},
+        {SVM_OPT_DEBUG, SVM_SEEN_DEBUG},
+};
+
+unsigned svm_request_option_bit(const char *option)
+{
+	for (size_t i = 0; i < sizeof(option_bits) / sizeof(option_bits[0]); i++)
+		if (strcmp(option, option_bits[i].name) == 0)
+			return option_bits[i].bit;
+	return 0;
+}
+
+static int set_image(struct svm_request *req, const char *value, const char *default_image,
+                     struct svm_err *err)
+{
+	/* "--vm" alone and "--vm=" mean the site's default image. */
+	const char *image = (value == NULL || *value == '\0') ? default_image : value;
+
+	if (svm_check_image_name(image, err) != 0)
+		return -1;
+	snprintf(req->image, sizeof(req->image), "%s", image);
+	req->enabled = true;
+	return 0;
+}
+
+static int set_checkpoint(struct svm_request *req, const char *value, struct svm_err *err)
+{
+	if (svm_check_abs_path(value, err) != 0)
+		return -1;
+	snprintf(req->checkpoint_dir, sizeof(req->checkpoint_dir), "%s", value);
+	return 0;
+}
+
+static int set_debug(struct svm_request *req, const char *value, struct svm_err *err)
+{
+	if (value == NULL || *value == '\0') {
+		req->debug = true;
+		return 0;
+	}
+	return svm_parse_bool(value, &req->debug, err);
+}
+
+static int apply(struct svm_request *req, const char *option, const char *value,
+                 const char *default_image, struct svm_err *err)
+{
+	if (strcmp(option, SVM_OPT_VM) == 0)
+		return set_image(req, value, default_image, err);
+	if (strcmp(option, SVM_OPT_HYPERVISOR) == 0)
+		return svm_parse_hypervisor(value, &req->hypervisor, err);
+	if (strcmp(option, SVM_OPT_HUGEPAGES) == 0)
+		/* "--vm-hugepages" alone asks for the common 2M pages. */
+		return svm_parse_hugepages(value ? value : "2M", &req->hugepages, err);
+	if (strcmp(option, SVM_OPT_NET) == 0)
+		return svm_parse_net(value, &req->net, err);
+	if (strcmp(option, SVM_OPT_CHECKPOINT) == 0)
+		return set_checkpoint(req, value, err);
+	if (strcmp(option, SVM_OPT_DEBUG) == 0)
+		return set_debug(req, value, err);
+	return svm_err_set(err, "unknown option");
+}
+
+int svm_request_set(struct svm_request *req, const char *option, const char *value,
+                    const char *default_image, struct svm_err *err)
+{
+	struct svm_err why;
+
+	if (apply(req, option, value, default_image, &why) != 0)
+		return svm_err_set(err, "--%s: %s", option, why.msg);
+	return 0;
+}
+
+int svm_request_check(const struct svm_request *req, unsigned options_seen, struct svm_err *err)
+{
+	unsigned extra = options_seen & ~SVM_SEEN_VM;
+
+	if (req->enabled || extra == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(option_bits) / sizeof(option_bits[0]); i++)
+		if (extra & option_bits[i].bit)
+			return svm_err_set(err,
+			                   "--%s needs --vm (add --vm or --vm=IMAGE to run the "
+			                   "job in a virtual machine)",
+			                   option_bits[i].name);
+	return 0;
+}
+
+/* Values are percent-encoded so that a record is one line of space-separated
+ * key=value words whatever a path holds, safe in a file and in an environment
+ * variable alike. */
+static int encode_value(const char *value, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t used = 0;
+
+	for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+		bool plain = isalnum(*p) || *p == '/' || *p == '.' || *p == '_' || *p == '-';
+
+		if (used + (plain ? 1 : 3) >= len)
+			return -1;
+		if (plain) {
+			out[used++] = (char)*p;
+			continue;
+		}
+		out[used++] = '%';
+		out[used++] = hex[*p >> 4];
+		out[used++] = hex[*p & 15];
+	}
+	out[used] = '\0';
+	return 0;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes in place; refuses malformed escapes and NUL bytes. */
+static int decode_value(char *s)
+{
+	char *out = s;
+
+	for (char *p = s; *p != '\0'; p++) {
+		int hi, lo;
+
+		if (*p != '%') {
+			*out++ = *p;
+			continue;
+		}
+		hi = hex_digit(p[1]);
+		lo = hi < 0 ? -1 : hex_digit(p[2]);
+		if (lo < 0 || (hi == 0 && lo == 0))
+			return -1;
+		*out++ = (char)(hi * 16 + lo);
+		p += 2;
+	}
+	*out = '\0';
+	return 0;
+}
+
+int svm_request_encode(const struct svm_request *req, char sep, char *buf, size_t len,
+                       struct svm_err *err)
+{
+	char checkpoint[3 * SVM_PATH_MAX + 1];
+	int n;
+
+	if (encode_value(req->checkpoint_dir, checkpoint, sizeof(checkpoint)) != 0)
+		return svm_err_set(err, "request: checkpoint path too long");
+	n = snprintf(buf, len,
+	             "format=%d%cimage=%s%chypervisor=%s%chugepages=%s%cnet=%s%c"
+	             "checkpoint=%s%cdebug=%d",
+	             SVM_REQUEST_FORMAT, sep, req->image, sep, svm_hypervisor_name(req->hypervisor),
+	             sep, svm_hugepages_name(req->hugepages), sep, svm_net_name(req->net), sep,
+	             checkpoint, sep, req->debug ? 1 : 0);
+	if (n < 0 || (size_t)n >= len)
+		return svm_err_set(err, "request does not fit in %zu bytes", len);
+	return 0;
+}
+
+static int decode_field(struct svm_request *req, const char *key, const char *value,
+                        struct svm_err *err)
+{
+	if (strcmp(key, "format") == 0)
+		return strcmp(value, "1") == 0
+		               ? 0
+		               : svm_err_set(err, "unsupported format '%.16s'", value);
+	if (strcmp(key, "image") == 0)
+		return set_image(req, value, "", err);
+	if (strcmp(key, "hypervisor") == 0)
+		return strcmp(value, "unset") == 0
+		               ? 0
+		               : svm_parse_hypervisor(value, &req->hypervisor, err);
+	if (strcmp(key, "hugepages") == 0)
+		return svm_parse_hugepages(value, &req->hugepages, err);
+	if (strcmp(key, "net") == 0)
+		return strcmp(value, "unset") == 0 ? 0 : svm_parse_net(value, &req->net, err);
+	if (strcmp(key, "checkpoint") == 0)
+		return *value == '\0' ? 0 : set_checkpoint(req, value, err);
+	if (strcmp(key, "debug") == 0)
+		return svm_parse_bool(value, &req->debug, err);
+	return svm_err_set(err, "unknown key '%.32s'", key);
+}
+
+static int decode_word(struct svm_request *req, char *word, unsigned *keys_seen,
+                       struct svm_err *err)
+{
+	static const char *const keys[] = {"format", "image",      "hypervisor", "hugepages",
+	                                   "net",    "checkpoint", "debug"};
+	char *eq = strchr(word, '=');
+	struct svm_err why;
+
+	if (eq == NULL)
+		return svm_err_set(err, "request: malformed word (no '=')");
+	*eq = '\0';
+	for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(word, keys[i]) != 0)
+			continue;
+		if (*keys_seen & (1u << i))
+			return svm_err_set(err, "request: key '%s' given twice", word);
+		*keys_seen |= 1u << i;
+		if (decode_value(eq + 1) != 0)
+			return svm_err_set(err, "request: %s: malformed escape", word);
+		if (decode_field(req, word, eq + 1, &why) != 0)
+			return svm_err_set(err, "request: %s: %s", word, why.msg);
+		return 0;
+	}
+	return svm_err_set(err, "request: unknown key '%.32s'", word);
+}
+
+int svm_request_decode(struct svm_request *req, const char *text, struct svm_err *err)
+{
+	char word[3 * SVM_PATH_MAX + 32];
+	unsigned keys_seen = 0;
+	const char *p = text;
+
+	svm_request_init(req);
+	while (*p != '\0') {
+		size_t n = strcspn(p, " \n");
+
+		if (n >= sizeof(word))
+			return svm_err_set(err, "request: word too long");
+		if (n > 0) {
+			memcpy(word, p, n);
+			word[n] = '\0';
+			if (decode_word(req, word, &keys_seen, err) != 0)
+				return -1;
+		}
+		p += n;
+		p += (*p != '\0');
+	}
+	if (!(keys_seen & 1u) || !req->enabled)
+		return svm_err_set(err, "request: incomplete record (needs format and image)");
+	return 0;
+}

@@ -1,0 +1,34 @@
+/* The per-job runtime directory (runtime_dir/<jobid>/): created, recorded into
+ * and removed by root, safely even if something in it was planted by a user. */
+#ifndef SPANK_VM_RUNTIME_H
+#define SPANK_VM_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spank_vm/error.h"
+#include "spank_vm/request.h"
+
+/* Fills buf with runtime_dir/<jobid>. */
+int svm_job_dir(const char *runtime_dir, uint32_t job_id, char *buf, size_t len,
+                struct svm_err *err);
+
+/* Creates runtime_dir (0755) and runtime_dir/<jobid> (0700, root), tolerating both existing. */
+int svm_job_dir_create(const char *runtime_dir, uint32_t job_id, struct svm_err *err);
+
+/* Atomically writes name inside the job dir (temp file, fsync, rename), mode 0600. */
+int svm_job_file_write(const char *runtime_dir, uint32_t job_id, const char *name,
+                       const char *content, struct svm_err *err);
+
+/* Reads name inside the job dir into buf (NUL-terminated); -1 with errno ENOENT if absent. */
+int svm_job_file_read(const char *runtime_dir, uint32_t job_id, const char *name, char *buf,
+                      size_t len, struct svm_err *err);
+
+/* Removes runtime_dir/<jobid> and everything in it without following
+ * symbolic links. Absent is success. */
+int svm_job_dir_remove(const char *runtime_dir, uint32_t job_id, struct svm_err *err);
+
+/* Removes a directory tree under parent_fd without following symbolic links. */
+int svm_remove_tree_at(int parent_fd, const char *name, struct svm_err *err);
+
+#endif

@@ -1,0 +1,40 @@
+#include <string.h>
+
+#include "plugin.h"
+
+struct svm_plugin svm_plugin;
+
+int svm_plugin_load_config(int ac, char **av)
+{
+	struct svm_err err;
+
+	svm_config_defaults(&svm_plugin.config);
+	if (svm_config_parse(&svm_plugin.config, ac, av, &err) != 0) {
+		svm_error("%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+void svm_plugin_reset(void)
+{
+	memset(&svm_plugin, 0, sizeof(svm_plugin));
+}
+
+const char *svm_context_name(spank_context_t ctx)
+{
+	switch (ctx) {
+	case S_CTX_LOCAL:
+		return "srun";
+	case S_CTX_ALLOCATOR:
+		return "allocator";
+	case S_CTX_REMOTE:
+		return "slurmstepd";
+	case S_CTX_SLURMD:
+		return "slurmd";
+	case S_CTX_JOB_SCRIPT:
+		return "job_script";
+	default:
+		return "unknown";
+	}
+}

@@ -1,0 +1,20 @@
+/* S_CTX_SLURMD: loaded once when slurmd starts. A broken plugstack.conf line
+ * is the admin's to fix, so it stops slurmd here rather than failing jobs. */
+#include <errno.h>
+
+#include "plugin.h"
+#include "spank_vm/build_config.h"
+#include "spank_vm/runtime.h"
+
+int svm_slurmd_init(spank_t sp, int ac, char **av)
+{
+	(void)sp;
+	if (svm_plugin_load_config(ac, av) != 0)
+		return -1;
+	svm_info("version %s, built for Slurm %s (task redirection: %s), hypervisor=%s "
+	         "runtime_dir=%s policy=%s",
+	         SPANK_VM_VERSION, SPANK_VM_SLURM_VERSION, SPANK_VM_TASK_REDIRECT,
+	         svm_hypervisor_name(svm_plugin.config.hypervisor), svm_plugin.config.runtime_dir,
+	         svm_policy_name(svm_plugin.config.policy));
+	return 0;
+}

@@ -1,0 +1,142 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "spank_vm/request.h"
+
+static void test_vm_alone_means_default_image(void **state)
+{
+	struct svm_request req;
+	struct svm_err err;
+
+	(void)state;
+	svm_request_init(&req);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_VM, NULL, "host", &err), 0);
+	assert_true(req.enabled);
+	assert_string_equal(req.image, "host");
+	assert_int_equal(svm_request_set(&req, SVM_OPT_VM, "", "host", &err), 0);
+	assert_string_equal(req.image, "host");
+	assert_int_equal(svm_request_set(&req, SVM_OPT_VM, "centos7", "host", &err), 0);
+	assert_string_equal(req.image, "centos7");
+}
+
+static void test_bad_option_values_name_the_option(void **state)
+{
+	struct svm_request req;
+	struct svm_err err;
+
+	(void)state;
+	svm_request_init(&req);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_VM, "../../etc/passwd", "host", &err), -1);
+	assert_non_null(strstr(err.msg, "--vm: image name"));
+	assert_int_equal(svm_request_set(&req, SVM_OPT_HYPERVISOR, "vmware", "host", &err), -1);
+	assert_string_equal(err.msg,
+	                    "--vm-hypervisor: unknown value 'vmware' (accepted: kvm, qemu, xen)");
+	assert_int_equal(svm_request_set(&req, SVM_OPT_HUGEPAGES, "4M", "host", &err), -1);
+	assert_non_null(strstr(err.msg, "--vm-hugepages"));
+	assert_int_equal(svm_request_set(&req, SVM_OPT_NET, "bridge", "host", &err), -1);
+	assert_non_null(strstr(err.msg, "none, cluster"));
+	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT, "rel/dir", "host", &err), -1);
+	assert_non_null(strstr(err.msg, "--vm-checkpoint"));
+}
+
+static void test_hugepages_alone_means_2m(void **state)
+{
+	struct svm_request req;
+	struct svm_err err;
+
+	(void)state;
+	svm_request_init(&req);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_HUGEPAGES, NULL, "host", &err), 0);
+	assert_int_equal(req.hugepages, SVM_HUGEPAGES_2M);
+}
+
+static void test_vm_options_without_vm_are_refused(void **state)
+{
+	struct svm_request req;
+	struct svm_err err;
+
+	(void)state;
+	svm_request_init(&req);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_NET, "cluster", "host", &err), 0);
+	assert_int_equal(svm_request_check(&req, SVM_SEEN_NET, &err), -1);
+	assert_non_null(strstr(err.msg, "--vm-net needs --vm"));
+	assert_int_equal(svm_request_check(&req, 0, &err), 0);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_VM, NULL, "host", &err), 0);
+	assert_int_equal(svm_request_check(&req, SVM_SEEN_NET | SVM_SEEN_VM, &err), 0);
+}
+
+static void test_record_round_trips_hostile_paths(void **state)
+{
+	static const char *const paths[] = {"/scratch/ck", "/a b/c%d", "/x=y z/\xc3\xa9",
+	                                    "/;rm -rf"};
+	char text[SVM_REQUEST_MAX];
+	struct svm_request req, back;
+	struct svm_err err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		svm_request_init(&req);
+		assert_int_equal(svm_request_set(&req, SVM_OPT_VM, "img", "host", &err), 0);
+		assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT, paths[i], "h", &err), 0);
+		assert_int_equal(svm_request_set(&req, SVM_OPT_HYPERVISOR, "qemu", "h", &err), 0);
+		assert_int_equal(svm_request_set(&req, SVM_OPT_DEBUG, NULL, "h", &err), 0);
+		for (int sep = 0; sep < 2; sep++) {
+			assert_int_equal(svm_request_encode(&req, sep ? '\n' : ' ', text,
+			                                    sizeof(text), &err),
+			                 0);
+			assert_null(strchr(text, sep ? ' ' : '\n'));
+			assert_int_equal(svm_request_decode(&back, text, &err), 0);
+			assert_memory_equal(&req, &back, sizeof(req));
+		}
+	}
+}
+
+static void test_decode_refuses_forged_records(void **state)
+{
+	static const char *const bad[] = {
+	        "",
+	        "format=1",
+	        "image=host",
+	        "format=2 image=host",
+	        "format=1 image=../x",
+	        "format=1 image=host hypervisor=vmware",
+	        "format=1 image=host checkpoint=relative",
+	        "format=1 image=host checkpoint=/a%2F..%2Fb/..",
+	        "format=1 image=host checkpoint=/a%00b",
+	        "format=1 image=host checkpoint=/a%zz",
+	        "format=1 image=host checkpoint=/a%0Ab",
+	        "format=1 image=host image=other",
+	        "format=1 image=host root=1",
+	        "format=1 image=host debug",
+	};
+	struct svm_request req;
+	struct svm_err err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err.msg[0] = '\0';
+		assert_int_equal(svm_request_decode(&req, bad[i], &err), -1);
+		assert_true(strlen(err.msg) > 0);
+	}
+	assert_int_equal(svm_request_decode(&req, "format=1 image=host", &err), 0);
+	assert_int_equal(req.hypervisor, SVM_HV_UNSET);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_vm_alone_means_default_image),
+	        cmocka_unit_test(test_bad_option_values_name_the_option),
+	        cmocka_unit_test(test_hugepages_alone_means_2m),
+	        cmocka_unit_test(test_vm_options_without_vm_are_refused),
+	        cmocka_unit_test(test_record_round_trips_hostile_paths),
+	        cmocka_unit_test(test_decode_refuses_forged_records),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,122 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "spank_vm/runtime.h"
+
+static int make_root(void **state)
+{
+	char *dir = strdup("/tmp/svm-runtime-XXXXXX");
+
+	assert_non_null(dir);
+	assert_non_null(mkdtemp(dir));
+	*state = dir;
+	return 0;
+}
+
+static int remove_root(void **state)
+{
+	struct svm_err err;
+	char *dir = *state;
+
+	assert_int_equal(svm_remove_tree_at(AT_FDCWD, dir, &err), 0);
+	free(dir);
+	return 0;
+}
+
+static void test_job_file_round_trip_and_modes(void **state)
+{
+	const char *root = *state;
+	char path[512], buf[64];
+	struct svm_err err;
+	struct stat st;
+
+	assert_int_equal(svm_job_dir_create(root, 42, &err), 0);
+	assert_int_equal(svm_job_dir_create(root, 42, &err), 0); /* twice is fine */
+	assert_int_equal(svm_job_file_write(root, 42, "request", "format=1\n", &err), 0);
+	assert_int_equal(svm_job_file_read(root, 42, "request", buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "format=1\n");
+	snprintf(path, sizeof(path), "%s/42", root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	snprintf(path, sizeof(path), "%s/42/request", root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	snprintf(path, sizeof(path), "%s/42/.request.tmp", root);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void test_read_refuses_oversize_file(void **state)
+{
+	const char *root = *state;
+	char buf[8];
+	struct svm_err err;
+
+	assert_int_equal(svm_job_dir_create(root, 7, &err), 0);
+	assert_int_equal(svm_job_file_write(root, 7, "big", "0123456789", &err), 0);
+	assert_int_equal(svm_job_file_read(root, 7, "big", buf, sizeof(buf), &err), -1);
+	assert_non_null(strstr(err.msg, "larger"));
+}
+
+static void test_remove_does_not_follow_symlinks(void **state)
+{
+	const char *root = *state;
+	char victim[512], link_path[512], sub[512];
+	struct svm_err err;
+	FILE *f;
+
+	/* A file outside the job dir that a planted link points to must survive. */
+	snprintf(victim, sizeof(victim), "%s/victim", root);
+	f = fopen(victim, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(svm_job_dir_create(root, 9, &err), 0);
+	snprintf(sub, sizeof(sub), "%s/9/sub", root);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(link_path, sizeof(link_path), "%s/9/sub/link", root);
+	assert_int_equal(symlink(root, link_path), 0);
+	assert_int_equal(svm_job_dir_remove(root, 9, &err), 0);
+	assert_int_equal(access(victim, F_OK), 0);
+	snprintf(sub, sizeof(sub), "%s/9", root);
+	assert_int_equal(access(sub, F_OK), -1);
+	assert_int_equal(svm_job_dir_remove(root, 9, &err), 0); /* absent is fine */
+}
+
+static void test_create_refuses_planted_symlink(void **state)
+{
+	const char *root = *state;
+	char link_path[512];
+	struct svm_err err;
+
+	snprintf(link_path, sizeof(link_path), "%s/13", root);
+	assert_int_equal(symlink("/tmp", link_path), 0);
+	assert_int_equal(svm_job_dir_create(root, 13, &err), -1);
+	assert_non_null(strstr(err.msg, "not a directory owned"));
+	assert_int_equal(svm_job_dir_remove(root, 13, &err), 0);
+	assert_int_equal(access("/tmp", F_OK), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_job_file_round_trip_and_modes, make_root,
+	                                        remove_root),
+	        cmocka_unit_test_setup_teardown(test_read_refuses_oversize_file, make_root,
+	                                        remove_root),
+	        cmocka_unit_test_setup_teardown(test_remove_does_not_follow_symlinks, make_root,
+	                                        remove_root),
+	        cmocka_unit_test_setup_teardown(test_create_refuses_planted_symlink, make_root,
+	                                        remove_root),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
