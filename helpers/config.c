@@ -141,3 +141,22 @@ int svm_config_parse(struct svm_config *cfg, int argc, char *const argv[], struc
 		return svm_err_set(err, "plugstack.conf: mem_reserve is out of range");
 	return 0;
 }
+
+int svm_config_expand_node(struct svm_config *cfg, const char *node_name, struct svm_err *err)
+{
+	char expanded[sizeof(cfg->runtime_dir)];
+	const char *pos = strstr(cfg->runtime_dir, "%n");
+	int n;
+
+	if (pos == NULL)
+		return 0;
+	if (node_name == NULL || svm_check_image_name(node_name, NULL) != 0)
+		return svm_err_set(err, "runtime_dir: cannot expand %%n: no valid node name");
+	n = snprintf(expanded, sizeof(expanded), "%.*s%s%s", (int)(pos - cfg->runtime_dir),
+	             cfg->runtime_dir, node_name, pos + 2);
+	if (n < 0 || (size_t)n >= sizeof(expanded) || svm_check_abs_path(expanded, err) != 0)
+		return svm_err_set(err, "runtime_dir: '%s' with %%n expanded is not valid",
+		                   cfg->runtime_dir);
+	memcpy(cfg->runtime_dir, expanded, sizeof(expanded));
+	return svm_config_expand_node(cfg, node_name, err);
+}

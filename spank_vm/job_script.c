@@ -58,7 +58,8 @@ int svm_job_script_prolog(spank_t sp, int ac, char **av)
 	uid_t uid;
 	int rc;
 
-	if (svm_plugin_load_config(ac, av) != 0 || job_identity(sp, &job_id, &uid) != 0)
+	if (svm_plugin_load_config(ac, av) != 0 || svm_plugin_node_config() != 0 ||
+	    job_identity(sp, &job_id, &uid) != 0)
 		return -1;
 	rc = read_request(&req, &err);
 	if (rc == 1)
@@ -84,7 +85,8 @@ int svm_job_script_epilog(spank_t sp, int ac, char **av)
 	uint32_t job_id;
 	uid_t uid;
 
-	if (svm_plugin_load_config(ac, av) != 0 || job_identity(sp, &job_id, &uid) != 0)
+	if (svm_plugin_load_config(ac, av) != 0 || svm_plugin_node_config() != 0 ||
+	    job_identity(sp, &job_id, &uid) != 0)
 		return -1;
 	if (svm_job_dir_remove(svm_plugin.config.runtime_dir, job_id, &err) != 0) {
 		svm_error("job %u: cleaning up: %s", job_id, err.msg);

@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <string.h>
 
 #include "plugin.h"
@@ -10,6 +11,18 @@ int svm_plugin_load_config(int ac, char **av)
 
 	svm_config_defaults(&svm_plugin.config);
 	if (svm_config_parse(&svm_plugin.config, ac, av, &err) != 0) {
+		svm_error("%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+int svm_plugin_node_config(void)
+{
+	struct svm_err err;
+
+	/* slurmd exports its node name to everything it starts (prolog, stepd). */
+	if (svm_config_expand_node(&svm_plugin.config, getenv("SLURMD_NODENAME"), &err) != 0) {
 		svm_error("%s", err.msg);
 		return -1;
 	}

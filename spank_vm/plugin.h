@@ -27,6 +27,8 @@ extern struct svm_plugin svm_plugin;
 
 /* config.c glue: parses the plugstack.conf arguments into svm_plugin.config. */
 int svm_plugin_load_config(int ac, char **av);
+/* For node-side contexts: expands %n in runtime_dir with the node's name. */
+int svm_plugin_node_config(void);
 void svm_plugin_reset(void);
 const char *svm_context_name(spank_context_t ctx);
 

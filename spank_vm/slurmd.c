@@ -9,7 +9,7 @@
 int svm_slurmd_init(spank_t sp, int ac, char **av)
 {
 	(void)sp;
-	if (svm_plugin_load_config(ac, av) != 0)
+	if (svm_plugin_load_config(ac, av) != 0 || svm_plugin_node_config() != 0)
 		return -1;
 	svm_info("version %s, built for Slurm %s (task redirection: %s), hypervisor=%s "
 	         "runtime_dir=%s policy=%s",

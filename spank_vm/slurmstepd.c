@@ -33,6 +33,9 @@ int svm_slurmstepd_post_opt(spank_t sp, int ac, char **av)
 	if (spank_get_item(sp, S_JOB_ID, &job_id) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_STEPID, &step_id) != ESPANK_SUCCESS)
 		return 0;
-	svm_debug("loaded in slurmstepd for job %u (%s step)", job_id, step_kind(step_id));
+	if (svm_plugin_node_config() != 0)
+		return -1;
+	svm_debug("loaded in slurmstepd for job %u (%s step), runtime_dir %s", job_id,
+	          step_kind(step_id), svm_plugin.config.runtime_dir);
 	return 0;
 }

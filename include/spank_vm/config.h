@@ -37,4 +37,8 @@ void svm_config_defaults(struct svm_config *cfg);
  * defaults. An unknown key, a key given twice or a bad value is an error. */
 int svm_config_parse(struct svm_config *cfg, int argc, char *const argv[], struct svm_err *err);
 
+/* Replaces "%n" in runtime_dir by the node's name, so that several slurmd on
+ * one host (slurmd -N) keep their jobs apart, as Slurm's own %n paths do. */
+int svm_config_expand_node(struct svm_config *cfg, const char *node_name, struct svm_err *err);
+
 #endif

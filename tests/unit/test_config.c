@@ -118,6 +118,22 @@ static void test_key_table_documents_every_key(void **state)
 	assert_int_equal(n, 11);
 }
 
+static void test_runtime_dir_expands_node_name(void **state)
+{
+	struct svm_config cfg;
+	struct svm_err err;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, 1, "runtime_dir=/run/spank_vm/%n"), 0);
+	assert_int_equal(svm_config_expand_node(&cfg, "node7", &err), 0);
+	assert_string_equal(cfg.runtime_dir, "/run/spank_vm/node7");
+	assert_int_equal(parse(&cfg, &err, 1, "runtime_dir=/run/%n/x"), 0);
+	assert_int_equal(svm_config_expand_node(&cfg, NULL, &err), -1);
+	assert_int_equal(svm_config_expand_node(&cfg, "../..", &err), -1);
+	assert_int_equal(parse(&cfg, &err, 1, "runtime_dir=/run/plain"), 0);
+	assert_int_equal(svm_config_expand_node(&cfg, NULL, &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -127,6 +143,7 @@ int main(void)
 	        cmocka_unit_test(test_bad_values_name_key_and_accepted_values),
 	        cmocka_unit_test(test_malformed_and_repeated_arguments),
 	        cmocka_unit_test(test_key_table_documents_every_key),
+	        cmocka_unit_test(test_runtime_dir_expands_node_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

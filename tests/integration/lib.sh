@@ -1,0 +1,128 @@
+# shellcheck shell=bash
+# Shared helpers of the integration tests: the real local cluster of
+# slurm-conf/, jobs submitted as the unprivileged test user, and bounded waits
+# on states and files (never fixed sleeps).
+set -euo pipefail
+
+TESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT_DIR="$(cd "$TESTS_DIR/../.." && pwd)"
+# shellcheck source=../../slurm-conf/cluster.env
+source "$ROOT_DIR/slurm-conf/cluster.env"
+export SLURM_CONF
+CLUSTER="$ROOT_DIR/slurm-conf/cluster.sh"
+TEST_NAME="$(basename "$0" .sh)"
+
+fail() {
+	echo "FAIL: $TEST_NAME: $*" >&2
+	exit 1
+}
+
+pass() {
+	echo "PASS: $TEST_NAME${1:+: $1}"
+}
+
+# as_user CMD...: CMD as the test user, in its home, with the cluster's SLURM_CONF.
+as_user() {
+	"$CLUSTER" run-as-user "$@"
+}
+
+user_home() {
+	getent passwd "$TEST_USER" | cut -d: -f6
+}
+
+# A fresh directory owned by the test user, for one test's files.
+user_workdir() {
+	as_user mktemp -d "$(user_home)/${TEST_NAME}.XXXXXX"
+}
+
+assert_eq() { # expected actual what
+	[ "$1" == "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+assert_contains() { # haystack needle what
+	[[ "$1" == *"$2"* ]] || fail "$3: '$2' not found in: $1"
+}
+
+assert_not_contains() { # haystack needle what
+	[[ "$1" != *"$2"* ]] || fail "$3: '$2' unexpectedly found in: $1"
+}
+
+# wait_until TIMEOUT_S DESCRIPTION CMD...: polls CMD until it succeeds.
+wait_until() {
+	local timeout=$1 what=$2
+	shift 2
+	local deadline=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
+		sleep 0.1
+	done
+}
+
+job_state() {
+	scontrol show job -o "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'
+}
+
+job_field() { # JOBID FIELD
+	scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+job_is_done() {
+	case "$(job_state "$1")" in
+	COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+wait_job_done() { # JOBID [TIMEOUT]
+	wait_until "${2:-120}" "job $1 to finish" job_is_done "$1"
+}
+
+# submit ARGS...: sbatch --parsable as the test user; prints the job id.
+submit() {
+	as_user sbatch --parsable "$@" | cut -d';' -f1
+}
+
+# The id the controller will give the next job: proves no job was created.
+next_job_id() {
+	local id
+	id=$(submit --wrap true -o /dev/null)
+	wait_job_done "$id" 60
+	echo $((id + 1))
+}
+
+nodes_all_idle() {
+	local states
+	states=$(sinfo -h -N -o '%t' | sort -u | tr '\n' ' ')
+	[ "$states" == "idle " ]
+}
+
+assert_nodes_healthy() {
+	wait_until 30 "every node to be idle (sinfo: $(sinfo -h -N -o '%N %t %E' | tr '\n' ';'))" nodes_all_idle
+}
+
+# The plugin's runtime_dir is per node (runtime_dir=.../%n in plugstack.conf):
+# two slurmd share this host.
+node_runtime_dir() { # NODE
+	echo "$RUNTIME_DIR/$1"
+}
+
+job_dir() { # JOBID [NODE]: NODE defaults to the job's batch host
+	local node=${2:-}
+	[ -n "$node" ] || node=$(job_field "$1" BatchHost)
+	echo "$(node_runtime_dir "$node")/$1"
+}
+
+runtime_dir_empty() {
+	[ -z "$(find "$RUNTIME_DIR" -mindepth 2 -print -quit 2>/dev/null)" ]
+}
+
+# A job script that signals it is running, then waits (bounded) to be released:
+# lets a test look at the node while the job holds its allocation.
+held_job_script() { # DIR
+	cat <<EOS
+#!/bin/bash
+touch "$1/started.\$SLURM_JOB_ID"
+for _ in \$(seq 1 1200); do [ -e "$1/release" ] && exit 0; sleep 0.1; done
+exit 3
+EOS
+}

@@ -1,0 +1,21 @@
+#!/bin/bash
+# The one spank_vm.so loads in every context: slurmd, slurmstepd (extern,
+# batch and task steps), the prolog and epilog, and srun/sbatch/salloc
+# (their --help lists the options: test_options_help.sh).
+source "$(dirname "$0")/lib.sh"
+
+for node in $NODES; do
+	log="$CLUSTER_DIR/log/slurmd.$node.log"
+	grep -q "spank_vm: version .*, built for Slurm 22.05" "$log" ||
+		fail "slurmd $node did not load spank_vm ($log)"
+done
+dir=$(user_workdir)
+id=$(submit -o "$dir/out" --vm --wrap 'srun true')
+wait_job_done "$id"
+assert_eq COMPLETED "$(job_state "$id")" "job $id"
+logs=$(cat "$CLUSTER_DIR"/log/slurmd.*.log)
+for kind in extern batch task; do
+	assert_contains "$logs" "spank_vm: loaded in slurmstepd for job $id ($kind step)" "slurmd log"
+done
+assert_contains "$logs" "spank_vm: job $id: recorded VM request" "prolog in the slurmd log"
+pass
