@@ -36,11 +36,29 @@ static int mkdir_mode(const char *path, mode_t mode, struct svm_err *err)
 	return 0;
 }
 
+/* Creates the missing parents of path (0755), as `mkdir -p` would. */
+static int mkdir_parents(const char *path, struct svm_err *err)
+{
+	char buf[SVM_PATH_MAX + 1];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return svm_err_set(err, "path is too long: %s", path);
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return svm_err_errno(err, errno, "cannot create %s", buf);
+		*p = '/';
+	}
+	return 0;
+}
+
 int svm_job_dir_create(const char *runtime_dir, uint32_t job_id, struct svm_err *err)
 {
 	char path[SVM_PATH_MAX + 16];
 
-	if (mkdir_mode(runtime_dir, 0755, err) != 0)
+	if (mkdir_parents(runtime_dir, err) != 0 || mkdir_mode(runtime_dir, 0755, err) != 0)
 		return -1;
 	if (svm_job_dir(runtime_dir, job_id, path, sizeof(path), err) != 0)
 		return -1;

@@ -64,7 +64,7 @@ static const struct name_value policies[] = {
 
 int svm_parse_hypervisor(const char *s, enum svm_hypervisor *out, struct svm_err *err)
 {
-	int v;
+	int v = 0;
 
 	if (parse_enum(hypervisors, "kvm, qemu, xen", s, &v, err) != 0)
 		return -1;
@@ -79,7 +79,7 @@ const char *svm_hypervisor_name(enum svm_hypervisor hv)
 
 int svm_parse_hugepages(const char *s, enum svm_hugepages *out, struct svm_err *err)
 {
-	int v;
+	int v = 0;
 
 	if (parse_enum(hugepage_sizes, "none, 2M, 1G", s, &v, err) != 0)
 		return -1;
@@ -94,7 +94,7 @@ const char *svm_hugepages_name(enum svm_hugepages hp)
 
 int svm_parse_net(const char *s, enum svm_net *out, struct svm_err *err)
 {
-	int v;
+	int v = 0;
 
 	if (parse_enum(nets, "none, cluster", s, &v, err) != 0)
 		return -1;
@@ -109,7 +109,7 @@ const char *svm_net_name(enum svm_net net)
 
 int svm_parse_policy(const char *s, enum svm_policy *out, struct svm_err *err)
 {
-	int v;
+	int v = 0;
 
 	if (parse_enum(policies, "optin, always", s, &v, err) != 0)
 		return -1;

@@ -2,6 +2,7 @@
  * validation. Values are checked as soon as Slurm hands them over, so a bad
  * one stops sbatch/srun/salloc before anything is queued. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "plugin.h"
 
@@ -25,14 +26,14 @@ static const struct svm_arg args[] = {
 
 /* Slurm keeps pointers into this table, so it lives as long as the plugin. */
 static struct spank_option spank_opts[] = {
-        {(char *)SVM_OPT_VM, (char *)"IMAGE",
+        {(char *)SVM_OPT_VM, (char *)"[IMAGE]",
          (char *)"Run the job in its own virtual machine, booted from IMAGE (a name from the "
                  "site's image catalog; default: the site's default guest) [env SPANK_VM_IMAGE]",
          2, 0, option_cb},
         {(char *)SVM_OPT_HYPERVISOR, (char *)"kvm|qemu|xen",
          (char *)"Hypervisor of the job's VM (default: the site's) [env SPANK_VM_HYPERVISOR]", 1, 1,
          option_cb},
-        {(char *)SVM_OPT_HUGEPAGES, (char *)"2M|1G|none",
+        {(char *)SVM_OPT_HUGEPAGES, (char *)"[2M|1G|none]",
          (char *)"Back the VM's memory with huge pages (default size 2M) [env SPANK_VM_HUGEPAGES]",
          2, 2, option_cb},
         {(char *)SVM_OPT_NET, (char *)"none|cluster",
@@ -50,16 +51,19 @@ static struct spank_option spank_opts[] = {
         SPANK_OPTIONS_TABLE_END,
 };
 
-static int apply(unsigned index, const char *value)
+/* from_env names the environment variable the value came from, if it did. */
+static int apply(unsigned index, const char *value, const char *from_env)
 {
 	struct svm_err err;
 
 	if (svm_request_set(&svm_plugin.request, args[index].option, value,
-	                    svm_plugin.config.default_image, &err) != 0) {
+	                    svm_plugin.config.default_image, &err) == 0)
+		return 0;
+	if (from_env != NULL)
+		svm_error("%s (from the environment variable %s)", err.msg, from_env);
+	else
 		svm_error("%s", err.msg);
-		return -1;
-	}
-	return 0;
+	return -1;
 }
 
 static int option_cb(int val, const char *optarg, int remote)
@@ -67,9 +71,14 @@ static int option_cb(int val, const char *optarg, int remote)
 	(void)remote;
 	if (val < 0 || (unsigned)val >= N_ARGS)
 		return -1;
+	/* Slurm 22.05 hands an option given without a value on to job steps as the
+	 * text "(null)" (SLURM_SPANK__SLURM_SPANK_OPTION_*); no valid value looks
+	 * like that, so it means "no value". */
+	if (optarg != NULL && strcmp(optarg, "(null)") == 0)
+		optarg = NULL;
 	/* Slurm may call us twice with the same value; applying is idempotent. */
 	svm_plugin.options_seen |= svm_request_option_bit(args[val].option);
-	if (apply((unsigned)val, optarg) != 0) {
+	if (apply((unsigned)val, optarg, NULL) != 0) {
 		svm_plugin.option_error = true;
 		return -1;
 	}
@@ -97,10 +106,8 @@ int svm_args_apply_env_defaults(void)
 
 		if ((svm_plugin.options_seen & bit) || value == NULL)
 			continue;
-		if (apply(i, value) != 0) {
-			svm_error("(from the environment variable %s)", args[i].env);
+		if (apply(i, value, args[i].env) != 0)
 			return -1;
-		}
 	}
 	return 0;
 }

@@ -28,9 +28,25 @@ static int publish_request(spank_t sp)
 	return 0;
 }
 
+/* Under policy=always a job that did not ask still runs in the default guest,
+ * with whatever --vm-* options it gave. */
+static int enable_by_policy(void)
+{
+	struct svm_err err;
+
+	if (svm_plugin.request.enabled || svm_plugin.config.policy != SVM_POLICY_ALWAYS)
+		return 0;
+	if (svm_request_set(&svm_plugin.request, SVM_OPT_VM, NULL, svm_plugin.config.default_image,
+	                    &err) != 0) {
+		svm_error("%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 int svm_client_post_opt(spank_t sp, bool new_job)
 {
-	if (svm_args_apply_env_defaults() != 0 || svm_args_check() != 0)
+	if (svm_args_apply_env_defaults() != 0 || svm_args_check() != 0 || enable_by_policy() != 0)
 		return -1;
 	if (!svm_plugin.request.enabled || !new_job)
 		return 0;

@@ -1,5 +1,7 @@
 /* S_CTX_SLURMD: loaded once when slurmd starts. A broken plugstack.conf line
- * is the admin's to fix, so it stops slurmd here rather than failing jobs. */
+ * is the admin's to fix, so it stops slurmd here rather than failing jobs.
+ * (slurmd exports SLURMD_NODENAME only after plugins are initialised, so a
+ * %n in runtime_dir is expanded by the prolog and slurmstepd, not here.) */
 #include <errno.h>
 
 #include "plugin.h"
@@ -9,7 +11,7 @@
 int svm_slurmd_init(spank_t sp, int ac, char **av)
 {
 	(void)sp;
-	if (svm_plugin_load_config(ac, av) != 0 || svm_plugin_node_config() != 0)
+	if (svm_plugin_load_config(ac, av) != 0)
 		return -1;
 	svm_info("version %s, built for Slurm %s (task redirection: %s), hypervisor=%s "
 	         "runtime_dir=%s policy=%s",

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The tree passes clang-format and cppcheck.
+# The tree passes clang-format, cppcheck and shellcheck.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_INCLUDE="$1"
@@ -9,4 +9,6 @@ clang-format --dry-run --Werror "${sources[@]}"
 cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	--inline-suppr --suppress=missingIncludeSystem -I include -I "$BUILD_INCLUDE" \
 	-I /usr/include/slurm helpers spank_vm
-echo "lint: ${#sources[@]} C files clang-formatted, cppcheck clean"
+mapfile -t scripts < <(git ls-files -co --exclude-standard -- '*.sh' .ci/run | grep -v '^build')
+shellcheck -x -P SCRIPTDIR -S warning "${scripts[@]}"
+echo "lint: ${#sources[@]} C files clang-formatted, cppcheck clean; ${#scripts[@]} shell scripts shellcheck clean"

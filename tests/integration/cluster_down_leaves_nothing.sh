@@ -2,19 +2,21 @@
 # Brings the cluster down and proves nothing of it or of spank_vm remains:
 # no daemon, no node drained on the way, no runtime state, no libvirt domain.
 source "$(dirname "$0")/lib.sh"
+trap - EXIT # no controller to ask once the cluster is down
 
 if pgrep -x slurmctld >/dev/null; then
 	assert_nodes_healthy
 	runtime_dir_empty || fail "runtime_dir not empty before down: $(find "$RUNTIME_DIR" -mindepth 1)"
 fi
 "$CLUSTER" down
-left=$(pgrep -a -x 'slurmctld|slurmd|slurmstepd|munged' || true)
+# Zombies are dead already: PID 1 here reaps orphans late.
+left=$(ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^(slurmctld|slurmd|slurmstepd|munged)$/')
 [ -z "$left" ] || fail "processes left: $left"
 [ ! -e "$RUNTIME_DIR" ] || fail "$RUNTIME_DIR left behind"
 [ ! -e "$CLUSTER_DIR" ] || fail "$CLUSTER_DIR left behind"
 cgroups=$(find /sys/fs/cgroup -maxdepth 2 -name 'slurm_*' 2>/dev/null || true)
 [ -z "$cgroups" ] || fail "cgroups left: $cgroups"
-if pgrep -x libvirtd >/dev/null; then
+if ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 == "libvirtd" { found = 1 } END { exit !found }'; then
 	doms=$(virsh -c qemu:///system list --all --name | grep '^spank_vm-' || true)
 	[ -z "$doms" ] || fail "libvirt domains left: $doms"
 fi

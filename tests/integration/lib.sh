@@ -12,6 +12,16 @@ export SLURM_CONF
 CLUSTER="$ROOT_DIR/slurm-conf/cluster.sh"
 TEST_NAME="$(basename "$0" .sh)"
 
+# A test that stops half-way must not leave its jobs to the next one.
+cancel_test_jobs() {
+	local deadline=$((SECONDS + 60))
+	scancel -u "$TEST_USER" 2>/dev/null || true
+	while [ -n "$(squeue -h -u "$TEST_USER" 2>/dev/null)" ] && ((SECONDS < deadline)); do
+		sleep 0.1
+	done
+}
+trap cancel_test_jobs EXIT
+
 fail() {
 	echo "FAIL: $TEST_NAME: $*" >&2
 	exit 1

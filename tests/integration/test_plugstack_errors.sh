@@ -4,7 +4,7 @@ source "$(dirname "$0")/lib.sh"
 
 conf_dir=$(mktemp -d "$CLUSTER_DIR/tmp/plugstack-errors.XXXXXX")
 chmod 0755 "$conf_dir"
-trap 'rm -rf "$conf_dir"' EXIT
+trap 'rm -rf "$conf_dir"; cancel_test_jobs' EXIT
 
 expect_config_error() { # EXPECTED ARGS...
 	local expected=$1 out rc=0

@@ -3,7 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 
 restore() { cp "$CLUSTER_DIR/etc/plugstack.conf.orig" "$PLUGSTACK_CONF"; }
-trap restore EXIT
+trap 'restore; cancel_test_jobs' EXIT
 sed 's|$| policy=always|' "$CLUSTER_DIR/etc/plugstack.conf.orig" >"$PLUGSTACK_CONF"
 
 dir=$(user_workdir)

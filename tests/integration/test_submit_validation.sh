@@ -3,9 +3,16 @@
 # with one line that names the option and the accepted values.
 source "$(dirname "$0")/lib.sh"
 
-expect_refused() { # EXPECTED_TEXT CMD ARGS...
+expect_refused() { # EXPECTED_TEXT [VAR=VALUE...] OPTIONS...: runs "$cmd OPTIONS... $program"
 	local expected=$1 out rc=0 lines
 	shift
+	local envs=()
+	while [[ ${1:-} == *=* && ${1:-} != -* ]]; do
+		envs+=("$1")
+		shift
+	done
+	# shellcheck disable=SC2086 # $cmd and $program are words on purpose
+	set -- "${envs[@]}" $cmd "$@" $program
 	out=$(as_user env "$@" 2>&1 </dev/null) || rc=$?
 	[ "$rc" -ne 0 ] || fail "'$*' succeeded; output: $out"
 	assert_contains "$out" "$expected" "'$*'"
@@ -16,27 +23,27 @@ expect_refused() { # EXPECTED_TEXT CMD ARGS...
 }
 
 first=$(next_job_id)
-for cmd in "sbatch --wrap=true" "srun true" "salloc true"; do
-	# shellcheck disable=SC2086 # word splitting of $cmd is intended
-	set -- $cmd
+for cmd in sbatch srun salloc; do
+	program=true
+	[ "$cmd" != sbatch ] || program=--wrap=true
 	expect_refused "--vm-hypervisor: unknown value 'vmware' (accepted: kvm, qemu, xen)" \
-		"$@" --vm --vm-hypervisor=vmware
+		--vm --vm-hypervisor=vmware
 	expect_refused "--vm-hugepages: unknown value '3M' (accepted: none, 2M, 1G)" \
-		"$@" --vm --vm-hugepages=3M
+		--vm --vm-hugepages=3M
 	expect_refused "--vm: image name '../etc' is not valid (accepted: 1 to 64 characters" \
-		"$@" --vm=../etc
-	expect_refused "--vm: image name 'a/b' is not valid" "$@" --vm=a/b
+		--vm=../etc
+	expect_refused "--vm: image name 'a/b' is not valid" --vm=a/b
 	expect_refused "--vm-net: unknown value 'bridged' (accepted: none, cluster)" \
-		"$@" --vm --vm-net=bridged
-	expect_refused "--vm-checkpoint: path 'ck' is not absolute" "$@" --vm --vm-checkpoint=ck
-	expect_refused "--vm-debug needs --vm" "$@" --vm-debug
-	expect_refused "--vm-net needs --vm" "$@" --vm-net=cluster
+		--vm --vm-net=bridged
+	expect_refused "--vm-checkpoint: path 'ck' is not absolute" --vm --vm-checkpoint=ck
+	expect_refused "--vm-debug needs --vm" --vm-debug
+	expect_refused "--vm-net needs --vm" --vm-net=cluster
 	expect_refused "--vm-hypervisor: unknown value 'bogus'" \
-		SPANK_VM_HYPERVISOR=bogus "$@" --vm
+		SPANK_VM_HYPERVISOR=bogus --vm
 	expect_refused "(from the environment variable SPANK_VM_IMAGE)" \
-		SPANK_VM_IMAGE=../x "$@"
+		SPANK_VM_IMAGE=../x
 done
 # Not one job was created by any of the refused commands.
-assert_eq "$first" "$(next_job_id)" "next job id after refused submissions"
+assert_eq "$((first + 1))" "$(next_job_id)" "next job id after refused submissions"
 assert_nodes_healthy
 pass

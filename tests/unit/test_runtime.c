@@ -42,6 +42,10 @@ static void test_job_file_round_trip_and_modes(void **state)
 
 	assert_int_equal(svm_job_dir_create(root, 42, &err), 0);
 	assert_int_equal(svm_job_dir_create(root, 42, &err), 0); /* twice is fine */
+	snprintf(path, sizeof(path), "%s/a/b/node1", root);
+	assert_int_equal(svm_job_dir_create(path, 42, &err), 0); /* parents are created */
+	snprintf(path, sizeof(path), "%s/a/b/node1/42", root);
+	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(svm_job_file_write(root, 42, "request", "format=1\n", &err), 0);
 	assert_int_equal(svm_job_file_read(root, 42, "request", buf, sizeof(buf), &err), 0);
 	assert_string_equal(buf, "format=1\n");
