@@ -1,0 +1,76 @@
+/* libvirt domain XML for a guest plan, one renderer per hypervisor. Every
+ * string reaches the document through the escaping writer (xml_writer.h), and
+ * the output validates with `virt-xml-validate FILE domain` (libvirt 9.0).
+ *
+ * Shared by all three: static vCPUs each pinned to its host PU, emulator
+ * pinning, strict NUMA binding per cell, the job memory as hard limit,
+ * optional hugepages, ACPI + APIC (without them libvirt gives the guest one
+ * CPU and no power-off), every lifecycle event destroys the domain, direct
+ * kernel boot, the console on a serial port logged to a file, no balloon, no
+ * network (a later change adds it), and a static DAC label so the emulator
+ * runs as the job's user.
+ *
+ * kvm:  <domain type='kvm'>, q35, <cpu mode='host-passthrough'>; when the
+ *       plan needs x2APIC (more than 255 APIC ids), an Intel IOMMU with
+ *       interrupt remapping in extended mode and a split irqchip.
+ * qemu: <domain type='qemu'> (TCG), q35, <cpu mode='maximum'>: QEMU's "max"
+ *       model gives TCG guests every feature TCG emulates (QEMU 7.2 includes
+ *       SSE4.2, AVX, AVX2), so software built for the host's baseline runs;
+ *       qemu64 would lack even SSE4.2/POPCNT.
+ * kvm and qemu: agent channel on virtio-serial, bound to a unix socket the
+ *       caller names; 9p shares.
+ * xen:  <domain type='xen'>, HVM ("xenfv", or PVH with xen_pvh), the agent on
+ *       a Xen PV channel (pty), no 9p shares (refused if given). */
+#ifndef SPANK_VM_DOMAIN_XML_H
+#define SPANK_VM_DOMAIN_XML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "spank_vm/error.h"
+#include "spank_vm/plan.h"
+
+#define SVM_AGENT_CHANNEL_NAME "org.spank_vm.agent.0"
+
+/* A host directory shown to the guest over 9p under a mount tag. */
+struct svm_share {
+	const char *host_dir; /* absolute */
+	const char *tag;      /* the guest mounts it with this tag */
+	bool readonly;
+};
+
+/* Who the guest is; all strings are copied into the XML escaped. Paths must
+ * be absolute. */
+struct svm_domain_spec {
+	const char *name;
+	const char *uuid; /* canonical 8-4-4-4-12 hex form */
+	uid_t uid;        /* the emulator runs as uid:gid */
+	gid_t gid;
+	const char *kernel;
+	const char *initrd;             /* NULL: none */
+	const char *cmdline;            /* NULL: none */
+	const char *console_log;        /* the serial console is written here */
+	const char *agent_name;         /* NULL: SVM_AGENT_CHANNEL_NAME */
+	unsigned agent_port;            /* virtio-serial port of the agent (kvm, qemu); 0: 1 */
+	const char *agent_socket;       /* kvm, qemu: unix socket libvirt binds for the channel */
+	const char *disk_image;         /* NULL: none; else a qcow2 file attached as first disk */
+	const struct svm_share *shares; /* kvm, qemu */
+	size_t nshares;
+	bool xen_pvh; /* xen: a PVH guest instead of HVM */
+};
+
+/* Each renders the complete document into *out (malloc'ed, free() it). The
+ * plan must have been made for the same hypervisor. */
+int svm_domain_xml_kvm(const struct svm_plan *plan, const struct svm_domain_spec *spec, char **out,
+                       struct svm_err *err);
+int svm_domain_xml_qemu(const struct svm_plan *plan, const struct svm_domain_spec *spec, char **out,
+                        struct svm_err *err);
+int svm_domain_xml_xen(const struct svm_plan *plan, const struct svm_domain_spec *spec, char **out,
+                       struct svm_err *err);
+
+/* The renderer for plan->hypervisor. */
+int svm_domain_xml(const struct svm_plan *plan, const struct svm_domain_spec *spec, char **out,
+                   struct svm_err *err);
+
+#endif
