@@ -26,6 +26,9 @@ const struct svm_config_key svm_config_keys[] = {
          "how long tasks wait for the guest to be ready before failing"},
         {"policy", "optin, always", "optin",
          "always: every job runs in the default guest, --vm or not"},
+        {"hard_limit", "yes, no", "yes",
+         "cap each guest's memory at the job's memory on the node (libvirt needs "
+         "CAP_SYS_RESOURCE for it)"},
         {NULL, NULL, NULL, NULL},
 };
 
@@ -41,6 +44,7 @@ void svm_config_defaults(struct svm_config *cfg)
 	cfg->min_guest_mib = 128;
 	cfg->boot_timeout_s = 60;
 	cfg->policy = SVM_POLICY_OPTIN;
+	cfg->hard_limit = true;
 }
 
 static int set_path(char *dst, size_t len, const char *value, struct svm_err *err)
@@ -80,6 +84,8 @@ static int apply_key(struct svm_config *cfg, const char *key, const char *value,
 		return svm_parse_uint(value, 1, 3600, &cfg->boot_timeout_s, err);
 	if (strcmp(key, "policy") == 0)
 		return svm_parse_policy(value, &cfg->policy, err);
+	if (strcmp(key, "hard_limit") == 0)
+		return svm_parse_bool(value, &cfg->hard_limit, err);
 	return 1; /* unknown */
 }
 

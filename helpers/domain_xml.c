@@ -120,12 +120,15 @@ static void leaf_mib(struct svm_xml *xml, const char *name, uint64_t mib)
 	svm_xml_end(xml);
 }
 
-static void render_memory(struct svm_xml *xml, const struct svm_plan *plan)
+static void render_memory(struct svm_xml *xml, const struct svm_plan *plan,
+                          const struct svm_domain_spec *spec)
 {
 	leaf_mib(xml, "memory", plan->guest_mib);
-	svm_xml_start(xml, "memtune");
-	leaf_mib(xml, "hard_limit", plan->hard_limit_mib);
-	svm_xml_end(xml);
+	if (!spec->no_hard_limit) {
+		svm_xml_start(xml, "memtune");
+		leaf_mib(xml, "hard_limit", plan->hard_limit_mib);
+		svm_xml_end(xml);
+	}
 	if (plan->hugepages == SVM_HUGEPAGES_NONE)
 		return;
 	svm_xml_start(xml, "memoryBacking");
@@ -396,7 +399,11 @@ static void render_xen_devices(struct svm_xml *xml, const struct svm_domain_spec
 }
 
 /* The emulator runs as the job's user, so the guest can reach on the host
- * only what that user can. */
+ * only what that user can. relabel='no': with 'yes' libvirt chowns the kernel,
+ * initrd and disks to the job's user for the guest's lifetime, which would
+ * hand a user write access to the host's /boot/vmlinuz. Files the guest needs
+ * are readable by the user instead (kernel, initrd) or the user's own
+ * (overlays), and libvirt passes the console log as an open descriptor. */
 static void render_seclabel(struct svm_xml *xml, const struct svm_domain_spec *spec)
 {
 	char label[48];
@@ -406,7 +413,7 @@ static void render_seclabel(struct svm_xml *xml, const struct svm_domain_spec *s
 	svm_xml_start(xml, "seclabel");
 	svm_xml_attr(xml, "type", "static");
 	svm_xml_attr(xml, "model", "dac");
-	svm_xml_attr(xml, "relabel", "yes");
+	svm_xml_attr(xml, "relabel", "no");
 	svm_xml_leaf(xml, "label", label);
 	svm_xml_end(xml);
 }
@@ -424,7 +431,7 @@ static int render(const struct flavour *flavour, const struct svm_plan *plan,
 	svm_xml_attr(&xml, "type", flavour->domain_type);
 	svm_xml_leaf(&xml, "name", spec->name);
 	svm_xml_leaf(&xml, "uuid", spec->uuid);
-	render_memory(&xml, plan);
+	render_memory(&xml, plan, spec);
 	render_cpu_pinning(&xml, plan);
 	render_numatune(&xml, plan);
 	render_os(&xml, plan, spec, flavour->hv);

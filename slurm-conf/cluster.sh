@@ -277,6 +277,19 @@ write_slurm_conf() {
     install -m 0644 "$HERE/cgroup.conf" "$CLUSTER_DIR/etc/cgroup.conf"
 }
 
+# libvirt raises the emulator's RLIMIT_MEMLOCK to a guest's memory hard limit,
+# which needs CAP_SYS_RESOURCE. Some containers (this CI's among them) drop it:
+# there the cluster runs with hard_limit=no, and says so.
+host_plugstack_args() {
+    local cap_eff
+    cap_eff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
+    if (((16#$cap_eff >> 24) & 1)); then
+        return
+    fi
+    msg "no CAP_SYS_RESOURCE here: guests run without a memory hard limit (hard_limit=no)"
+    printf 'hard_limit=no'
+}
+
 # With a build: the one plugin line (template comments dropped, so tests can
 # edit the line and restore it from plugstack.conf.orig). Without: empty.
 write_plugstack_conf() {
@@ -284,7 +297,8 @@ write_plugstack_conf() {
     if [[ -n ${PLUGIN_SO:-} ]]; then
         render "$HERE/plugstack.conf.in" "$PLUGSTACK_CONF.tmp" \
             "PLUGIN_SO=$PLUGIN_SO" "RUNTIME_DIR=$RUNTIME_DIR" "HELPER_DIR=$HELPER_DIR" \
-            "IMAGE_DIR=$IMAGE_DIR" "PLUGSTACK_ARGS=${SPANK_VM_PLUGSTACK_ARGS:-}"
+            "IMAGE_DIR=$IMAGE_DIR" \
+            "PLUGSTACK_ARGS=$(host_plugstack_args) ${SPANK_VM_PLUGSTACK_ARGS:-}"
         sed -e '/^#/d' -e 's/[[:space:]]*$//' "$PLUGSTACK_CONF.tmp" >"$PLUGSTACK_CONF"
         rm -f "$PLUGSTACK_CONF.tmp"
     fi

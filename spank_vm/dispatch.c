@@ -34,6 +34,13 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	}
 }
 
+int slurm_spank_task_post_fork(spank_t sp, int ac, char **av)
+{
+	if (spank_context() != S_CTX_REMOTE)
+		return 0;
+	return svm_slurmstepd_task_post_fork(sp, ac, av);
+}
+
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
 	return svm_job_script_prolog(sp, ac, av);

@@ -6,6 +6,7 @@
  * (runtime_dir not writable) or a broken plugstack.conf fails them. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "plugin.h"
 #include "spank_vm/runtime.h"
@@ -73,6 +74,7 @@ int svm_job_script_prolog(spank_t sp, int ac, char **av)
 		svm_error("job %u: %s", job_id, err.msg);
 		return record(job_id, SVM_REQUEST_ERROR_FILE, err.msg) == 0 ? 0 : -1;
 	}
+	strncat(text, "\n", sizeof(text) - strlen(text) - 1);
 	if (record(job_id, SVM_REQUEST_FILE, text) != 0)
 		return -1;
 	svm_debug("job %u: recorded VM request (image %s)", job_id, req.image);

@@ -41,6 +41,12 @@ int svm_args_check(void);
 int svm_client_init(spank_t sp, int ac, char **av);
 int svm_client_post_opt(spank_t sp, bool new_job);
 
+/* helper_exec.c: runs helper_dir/NAME (argv[0] included in argv) with a clean
+ * environment, its output (stdout and stderr) into out, killed after
+ * timeout_s. Returns its exit status, or -1 (reason in out). */
+int svm_run_helper(const char *name, char *const argv[], unsigned timeout_s, char *out,
+                   size_t out_len);
+
 /* One module per context. */
 int svm_srun_init(spank_t sp, int ac, char **av);
 int svm_srun_post_opt(spank_t sp, int ac, char **av);
@@ -48,6 +54,7 @@ int svm_alloc_init(spank_t sp, int ac, char **av);
 int svm_alloc_post_opt(spank_t sp, int ac, char **av);
 int svm_slurmstepd_init(spank_t sp, int ac, char **av);
 int svm_slurmstepd_post_opt(spank_t sp, int ac, char **av);
+int svm_slurmstepd_task_post_fork(spank_t sp, int ac, char **av);
 int svm_slurmd_init(spank_t sp, int ac, char **av);
 int svm_job_script_prolog(spank_t sp, int ac, char **av);
 int svm_job_script_epilog(spank_t sp, int ac, char **av);

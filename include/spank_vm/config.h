@@ -2,6 +2,7 @@
 #ifndef SPANK_VM_CONFIG_H
 #define SPANK_VM_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "spank_vm/error.h"
@@ -19,6 +20,7 @@ struct svm_config {
 	uint64_t min_guest_mib;
 	uint64_t boot_timeout_s;
 	enum svm_policy policy;
+	bool hard_limit; /* <memtune><hard_limit> = job memory on each guest */
 };
 
 /* One line per key, for documentation and error messages. */

@@ -58,6 +58,10 @@ struct svm_domain_spec {
 	const struct svm_share *shares; /* kvm, qemu */
 	size_t nshares;
 	bool xen_pvh; /* xen: a PVH guest instead of HVM */
+	/* No <memtune><hard_limit>: libvirt raises RLIMIT_MEMLOCK to the hard
+	 * limit, which needs CAP_SYS_RESOURCE; a host whose libvirtd lacks it
+	 * (some containers) cannot start guests with one. */
+	bool no_hard_limit;
 };
 
 /* Each renders the complete document into *out (malloc'ed, free() it). The

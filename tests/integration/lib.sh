@@ -36,6 +36,13 @@ as_user() {
 	"$CLUSTER" run-as-user "$@"
 }
 
+# The installed helper program NAME (helper_dir of the cluster's plugstack.conf).
+helper_path() {
+	local dir
+	dir=$(tr ' ' '\n' <"$CLUSTER_DIR/etc/plugstack.conf.orig" | sed -n 's/^helper_dir=//p')
+	echo "$dir/$1"
+}
+
 user_home() {
 	getent passwd "$TEST_USER" | cut -d: -f6
 }
@@ -119,6 +126,7 @@ node_runtime_dir() { # NODE
 job_dir() { # JOBID [NODE]: NODE defaults to the job's batch host
 	local node=${2:-}
 	[ -n "$node" ] || node=$(job_field "$1" BatchHost)
+	[ -n "$node" ] || fail "job $1 has no batch host (not started?)"
 	echo "$(node_runtime_dir "$node")/$1"
 }
 

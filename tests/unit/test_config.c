@@ -34,6 +34,11 @@ static void test_defaults_are_documented_values(void **state)
 	assert_int_equal(cfg.mem_reserve_mib, 256);
 	assert_int_equal(cfg.boot_timeout_s, 60);
 	assert_int_equal(cfg.policy, SVM_POLICY_OPTIN);
+	assert_true(cfg.hard_limit);
+	assert_int_equal(parse(&cfg, &err, 1, "hard_limit=no"), 0);
+	assert_false(cfg.hard_limit);
+	assert_int_equal(parse(&cfg, &err, 1, "hard_limit=maybe"), -1);
+	assert_non_null(strstr(err.msg, "hard_limit: malformed boolean 'maybe'"));
 }
 
 static void test_every_key_is_parsed(void **state)
@@ -115,7 +120,7 @@ static void test_key_table_documents_every_key(void **state)
 		assert_non_null(k->default_value);
 		assert_true(strlen(k->meaning) > 10);
 	}
-	assert_int_equal(n, 11);
+	assert_int_equal(n, 12);
 }
 
 static void test_runtime_dir_expands_node_name(void **state)

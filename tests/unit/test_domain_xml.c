@@ -206,7 +206,7 @@ static void check_common(xmlDocPtr doc, const struct svm_plan *plan)
 	assert_xpath_string(doc, "/domain/devices/memballoon/@model", "none");
 	assert_xpath_string(doc, "/domain/devices/console/@type", "file");
 	assert_xpath_string(doc,
-	                    "/domain/seclabel[@type='static'][@model='dac'][@relabel='yes']/label",
+	                    "/domain/seclabel[@type='static'][@model='dac'][@relabel='no']/label",
 	                    "+1000:+1000");
 	assert_int_equal(count(doc, "//interface"), 0);
 }

@@ -1,0 +1,139 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spank_vm/cgroup.h"
+
+/* True if the comma-separated controller list names "cpuset". */
+static int names_cpuset(const char *list, size_t len)
+{
+	while (len > 0) {
+		const char *comma = memchr(list, ',', len);
+		size_t n = comma ? (size_t)(comma - list) : len;
+
+		if (n == 6 && memcmp(list, "cpuset", 6) == 0)
+			return 1;
+		if (comma == NULL)
+			break;
+		len -= n + 1;
+		list = comma + 1;
+	}
+	return 0;
+}
+
+/* Parses one "ID:CONTROLLERS:PATH" line; sets *v1 or *v2 to its path. */
+static void scan_line(const char *line, size_t len, const char **v1, const char **v2,
+                      size_t *v1_len, size_t *v2_len)
+{
+	const char *c1 = memchr(line, ':', len), *c2;
+
+	if (c1 == NULL)
+		return;
+	c2 = memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line));
+	if (c2 == NULL)
+		return;
+	if (c2 == c1 + 1 && c1 - line == 1 && line[0] == '0') {
+		*v2 = c2 + 1;
+		*v2_len = len - (size_t)(c2 + 1 - line);
+	} else if (names_cpuset(c1 + 1, (size_t)(c2 - c1 - 1))) {
+		*v1 = c2 + 1;
+		*v1_len = len - (size_t)(c2 + 1 - line);
+	}
+}
+
+int svm_cgroup_cpuset_dir(const char *proc_cgroup, const char *cgroup_root, char *out, size_t len,
+                          struct svm_err *err)
+{
+	const char *v1 = NULL, *v2 = NULL, *p = proc_cgroup;
+	size_t v1_len = 0, v2_len = 0;
+	int n;
+
+	while (*p != '\0') {
+		size_t line_len = strcspn(p, "\n");
+
+		scan_line(p, line_len, &v1, &v2, &v1_len, &v2_len);
+		p += line_len + (p[line_len] == '\n');
+	}
+	if (v1 != NULL)
+		n = snprintf(out, len, "%s/cpuset%.*s", cgroup_root, (int)v1_len, v1);
+	else if (v2 != NULL)
+		n = snprintf(out, len, "%s%.*s", cgroup_root, (int)v2_len, v2);
+	else
+		return svm_err_set(err, "the process is in no cpuset cgroup");
+	if (n < 0 || (size_t)n >= len)
+		return svm_err_set(err, "cpuset cgroup path is too long");
+	if (strstr(out, "/../") != NULL || (n >= 3 && strcmp(out + n - 3, "/..") == 0))
+		return svm_err_set(err, "cpuset cgroup path '%s' is not normalised", out);
+	if (n > 1 && out[n - 1] == '/')
+		out[n - 1] = '\0';
+	return 0;
+}
+
+void svm_cgroup_job_level(char *dir)
+{
+	char *job = NULL;
+
+	/* The last "/job_<digits>" component; what follows it is per step. */
+	for (char *p = strstr(dir, "/job_"); p != NULL; p = strstr(p + 1, "/job_")) {
+		size_t digits = strspn(p + 5, "0123456789");
+
+		if (digits > 0 && (p[5 + digits] == '/' || p[5 + digits] == '\0'))
+			job = p + 5 + digits;
+	}
+	if (job != NULL)
+		*job = '\0';
+}
+
+/* Reads a small pseudo-file whole (bounded by len). */
+static int read_small_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t used = 0;
+	ssize_t n = 0;
+
+	if (fd < 0)
+		return -1;
+	while (used + 1 < len) {
+		n = read(fd, buf + used, len - used - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+	}
+	close(fd);
+	buf[used] = '\0';
+	return n < 0 ? -1 : 0;
+}
+
+int svm_cgroup_read_cpus(const char *dir, struct svm_cpuset *out, struct svm_err *err)
+{
+	static const char *const files[] = {"cpuset.effective_cpus", "cpuset.cpus.effective",
+	                                    "cpuset.cpus"};
+	char path[4096], text[8192];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (read_small_file(path, text, sizeof(text)) != 0)
+			continue;
+		text[strcspn(text, "\n")] = '\0';
+		return svm_cpuset_parse(text, SVM_CPUSET_MAX - 1, out, err);
+	}
+	return svm_err_errno(err, errno, "cannot read the CPUs of cgroup %s", dir);
+}
+
+int svm_cgroup_job_cpus_of_pid(pid_t pid, const char *cgroup_root, struct svm_cpuset *out,
+                               struct svm_err *err)
+{
+	char path[64], text[8192], dir[4096];
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (read_small_file(path, text, sizeof(text)) != 0)
+		return svm_err_errno(err, errno, "cannot read %s", path);
+	if (svm_cgroup_cpuset_dir(text, cgroup_root, dir, sizeof(dir), err) != 0)
+		return -1;
+	svm_cgroup_job_level(dir);
+	return svm_cgroup_read_cpus(dir, out, err);
+}

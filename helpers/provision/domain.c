@@ -1,0 +1,159 @@
+/* Starting and stopping a guest through libvirt. Domains are transient: once
+ * destroyed (or if libvirtd restarts without them) nothing of them remains in
+ * libvirt's configuration. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <uuid/uuid.h>
+
+#include "provision.h"
+#include "spank_vm/domain_xml.h"
+
+#define DEFAULT_URI "qemu:///system"
+
+/* libvirt prints its errors to stderr unless told otherwise; ours carry the
+ * message instead. */
+static void quiet_libvirt(void *opaque, virErrorPtr error)
+{
+	(void)opaque;
+	(void)error;
+}
+
+static int libvirt_error(struct svm_err *err, const char *what)
+{
+	const virError *e = virGetLastError();
+
+	return svm_err_set(err, "%s: %s", what, e && e->message ? e->message : "unknown error");
+}
+
+static virConnectPtr connect_libvirt(const struct provision_opts *o, struct svm_err *err)
+{
+	virConnectPtr conn;
+
+	virSetErrorFunc(NULL, quiet_libvirt);
+	conn = virConnectOpen(o->uri ? o->uri : DEFAULT_URI);
+	if (conn == NULL)
+		libvirt_error(err, "cannot connect to libvirt");
+	return conn;
+}
+
+static int render(const struct provision_opts *o, const struct svm_plan *plan, char **xml,
+                  struct svm_err *err)
+{
+	char console[4096], socket_path[4096], uuid_text[37];
+	struct svm_domain_spec spec = {0};
+	uuid_t uuid;
+
+	snprintf(console, sizeof(console), "%s/console.log", o->dir);
+	snprintf(socket_path, sizeof(socket_path), "%s/agent.sock", o->dir);
+	uuid_generate(uuid);
+	uuid_unparse_lower(uuid, uuid_text);
+	spec.name = o->name;
+	spec.uuid = uuid_text;
+	spec.uid = o->uid;
+	spec.gid = o->gid;
+	spec.kernel = o->kernel;
+	spec.initrd = o->initrd;
+	spec.cmdline = o->cmdline;
+	spec.console_log = console;
+	spec.agent_socket = socket_path;
+	spec.no_hard_limit = o->no_hard_limit;
+	return svm_domain_xml(plan, &spec, xml, err);
+}
+
+int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
+{
+	struct svm_plan plan;
+	virConnectPtr conn = NULL;
+	virDomainPtr dom = NULL;
+	char *xml = NULL, line[512];
+	int rc = -1;
+
+	if (provision_build_plan(o, &plan, err) != 0)
+		return -1;
+	if (render(o, &plan, &xml, err) != 0)
+		goto out;
+	conn = connect_libvirt(o, err);
+	if (conn == NULL)
+		goto out;
+	dom = virDomainCreateXML(conn, xml, 0);
+	if (dom == NULL) {
+		struct svm_err why;
+
+		libvirt_error(&why, "cannot start the guest");
+		if (strstr(why.msg, "cannot limit locked memory") != NULL)
+			svm_err_set(err,
+			            "%.400s (libvirtd lacks CAP_SYS_RESOURCE to apply the "
+			            "memory hard limit: give it the capability, or set "
+			            "hard_limit=no in plugstack.conf)",
+			            why.msg);
+		else
+			*err = why;
+		goto out;
+	}
+	svm_plan_describe(&plan, line, sizeof(line));
+	printf("started %s: %s\n", o->name, line);
+	rc = 0;
+out:
+	if (dom != NULL)
+		virDomainFree(dom);
+	if (conn != NULL)
+		virConnectClose(conn);
+	free(xml);
+	svm_plan_free(&plan);
+	return rc;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Asks the guest to power off and waits up to timeout_s for it to go. */
+static bool shut_down_gracefully(virDomainPtr dom, unsigned timeout_s)
+{
+	const struct timespec tick = {0, 100 * 1000 * 1000};
+	double deadline = now_s() + timeout_s;
+
+	if (timeout_s == 0 || virDomainShutdown(dom) != 0)
+		return false;
+	while (now_s() < deadline) {
+		if (virDomainIsActive(dom) != 1)
+			return true;
+		nanosleep(&tick, NULL);
+	}
+	return false;
+}
+
+int provision_cmd_stop(const struct provision_opts *o, struct svm_err *err)
+{
+	virConnectPtr conn = connect_libvirt(o, err);
+	virDomainPtr dom;
+	int rc = 0;
+
+	if (conn == NULL)
+		return -1;
+	dom = virDomainLookupByName(conn, o->name);
+	if (dom == NULL) {
+		/* Already gone is what stop wants: it may run twice (exit, epilog). */
+		const virError *e = virGetLastError();
+
+		rc = (e && e->code == VIR_ERR_NO_DOMAIN) ? 0 : libvirt_error(err, "lookup");
+		goto out;
+	}
+	if (!shut_down_gracefully(dom, o->timeout_s) && virDomainIsActive(dom) == 1 &&
+	    virDomainDestroy(dom) != 0)
+		rc = libvirt_error(err, "cannot destroy the guest");
+	virDomainFree(dom);
+out:
+	virConnectClose(conn);
+	return rc;
+}

@@ -1,0 +1,238 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "provision.h"
+
+static const char usage_text[] =
+        "usage: spank-vm-provision plan  ALLOCATION [--out FILE]\n"
+        "       spank-vm-provision start ALLOCATION --name NAME --owner UID:GID --kernel PATH\n"
+        "                                [--initrd PATH] [--cmdline TEXT] --dir DIR [--uri URI]\n"
+        "                                [--no-hard-limit]\n"
+        "       spank-vm-provision stop  --name NAME [--timeout SECONDS] [--uri URI]\n"
+        "ALLOCATION: [--cores LIST] [--cpuset LIST | --cgroup-pid PID] --mem SIZE\n"
+        "            [--reserve SIZE] [--min-guest SIZE] [--hypervisor kvm|qemu|xen]\n"
+        "            [--hugepages none|2M|1G] [--emulator-cpus LIST] [--topology-xml FILE]\n";
+
+enum {
+	OPT_CORES = 256,
+	OPT_CPUSET,
+	OPT_CGROUP_PID,
+	OPT_MEM,
+	OPT_RESERVE,
+	OPT_MIN_GUEST,
+	OPT_HYPERVISOR,
+	OPT_HUGEPAGES,
+	OPT_EMULATOR_CPUS,
+	OPT_TOPOLOGY_XML,
+	OPT_OUT,
+	OPT_NAME,
+	OPT_OWNER,
+	OPT_KERNEL,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_DIR,
+	OPT_URI,
+	OPT_TIMEOUT,
+	OPT_NO_HARD_LIMIT,
+};
+
+static const struct option long_options[] = {
+        {"cores", required_argument, NULL, OPT_CORES},
+        {"cpuset", required_argument, NULL, OPT_CPUSET},
+        {"cgroup-pid", required_argument, NULL, OPT_CGROUP_PID},
+        {"mem", required_argument, NULL, OPT_MEM},
+        {"reserve", required_argument, NULL, OPT_RESERVE},
+        {"min-guest", required_argument, NULL, OPT_MIN_GUEST},
+        {"hypervisor", required_argument, NULL, OPT_HYPERVISOR},
+        {"hugepages", required_argument, NULL, OPT_HUGEPAGES},
+        {"emulator-cpus", required_argument, NULL, OPT_EMULATOR_CPUS},
+        {"topology-xml", required_argument, NULL, OPT_TOPOLOGY_XML},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"owner", required_argument, NULL, OPT_OWNER},
+        {"kernel", required_argument, NULL, OPT_KERNEL},
+        {"initrd", required_argument, NULL, OPT_INITRD},
+        {"cmdline", required_argument, NULL, OPT_CMDLINE},
+        {"dir", required_argument, NULL, OPT_DIR},
+        {"uri", required_argument, NULL, OPT_URI},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"no-hard-limit", no_argument, NULL, OPT_NO_HARD_LIMIT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+};
+
+static int parse_owner(const char *text, struct provision_opts *o, struct svm_err *err)
+{
+	char uid_text[16], gid_text[16];
+	const char *colon = strchr(text, ':');
+	uint64_t uid, gid;
+
+	if (colon == NULL || (size_t)(colon - text) >= sizeof(uid_text) ||
+	    strlen(colon + 1) >= sizeof(gid_text))
+		return svm_err_set(err, "--owner: expected UID:GID, got '%.32s'", text);
+	memcpy(uid_text, text, (size_t)(colon - text));
+	uid_text[colon - text] = '\0';
+	strcpy(gid_text, colon + 1);
+	if (svm_parse_uint(uid_text, 0, UINT32_MAX - 1, &uid, err) != 0 ||
+	    svm_parse_uint(gid_text, 0, UINT32_MAX - 1, &gid, err) != 0)
+		return -1;
+	o->uid = (uid_t)uid;
+	o->gid = (gid_t)gid;
+	o->have_owner = true;
+	return 0;
+}
+
+static int parse_path(const char *text, const char **dst, struct svm_err *err)
+{
+	if (svm_check_abs_path(text, err) != 0)
+		return -1;
+	*dst = text;
+	return 0;
+}
+
+static int parse_sizes_and_numbers(int opt, const char *arg, struct provision_opts *o,
+                                   struct svm_err *err)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_MEM:
+		return svm_parse_size_mib(arg, &o->mem_mib, err);
+	case OPT_RESERVE:
+		return svm_parse_size_mib(arg, &o->reserve_mib, err);
+	case OPT_MIN_GUEST:
+		return svm_parse_size_mib(arg, &o->min_guest_mib, err);
+	case OPT_CGROUP_PID:
+		if (svm_parse_uint(arg, 1, INT32_MAX, &v, err) != 0)
+			return -1;
+		o->cgroup_pid = (pid_t)v;
+		return 0;
+	case OPT_TIMEOUT:
+		if (svm_parse_uint(arg, 0, 3600, &v, err) != 0)
+			return -1;
+		o->timeout_s = (unsigned)v;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static int parse_option(int opt, const char *arg, struct provision_opts *o, struct svm_err *err)
+{
+	int rc = parse_sizes_and_numbers(opt, arg, o, err);
+
+	if (rc != 1)
+		return rc;
+	switch (opt) {
+	case OPT_CORES:
+		o->cores = arg;
+		return 0;
+	case OPT_CPUSET:
+		o->cpuset = arg;
+		return 0;
+	case OPT_EMULATOR_CPUS:
+		o->emulator_cpus = arg;
+		return 0;
+	case OPT_HYPERVISOR:
+		return svm_parse_hypervisor(arg, &o->hypervisor, err);
+	case OPT_HUGEPAGES:
+		return svm_parse_hugepages(arg, &o->hugepages, err);
+	case OPT_TOPOLOGY_XML:
+		return parse_path(arg, &o->topology_xml, err);
+	case OPT_OUT:
+		return parse_path(arg, &o->out, err);
+	case OPT_NAME:
+		/* Domain names follow the image-name rule: no path, no markup. */
+		if (svm_check_image_name(arg, err) != 0)
+			return -1;
+		o->name = arg;
+		return 0;
+	case OPT_OWNER:
+		return parse_owner(arg, o, err);
+	case OPT_KERNEL:
+		return parse_path(arg, &o->kernel, err);
+	case OPT_INITRD:
+		return parse_path(arg, &o->initrd, err);
+	case OPT_CMDLINE:
+		o->cmdline = arg;
+		return 0;
+	case OPT_DIR:
+		return parse_path(arg, &o->dir, err);
+	case OPT_URI:
+		o->uri = arg;
+		return 0;
+	case OPT_NO_HARD_LIMIT:
+		o->no_hard_limit = true;
+		return 0;
+	default:
+		return svm_err_set(err, "unknown option");
+	}
+}
+
+static int check_required(const char *command, const struct provision_opts *o, struct svm_err *err)
+{
+	bool needs_alloc = strcmp(command, "stop") != 0;
+
+	if (needs_alloc && o->mem_mib == 0)
+		return svm_err_set(err, "%s needs --mem", command);
+	if (needs_alloc && o->cores == NULL && o->cpuset == NULL && o->cgroup_pid == 0)
+		return svm_err_set(err, "%s needs --cores, --cpuset or --cgroup-pid", command);
+	if (strcmp(command, "plan") != 0 && o->name == NULL)
+		return svm_err_set(err, "%s needs --name", command);
+	if (strcmp(command, "start") == 0 && (!o->have_owner || o->kernel == NULL || !o->dir))
+		return svm_err_set(err, "start needs --owner, --kernel and --dir");
+	return 0;
+}
+
+static void defaults(struct provision_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->reserve_mib = 256;
+	o->hypervisor = SVM_HV_KVM;
+	o->timeout_s = 10;
+}
+
+int main(int argc, char **argv)
+{
+	struct provision_opts o;
+	struct svm_err err = {""};
+	const char *command;
+	int opt, rc;
+
+	defaults(&o);
+	if (argc < 2 || argv[1][0] == '-') {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	command = argv[1];
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		if (opt == 'h' || opt == '?') {
+			fputs(usage_text, opt == 'h' ? stdout : stderr);
+			return opt == 'h' ? 0 : 2;
+		}
+		if (parse_option(opt, optarg, &o, &err) != 0) {
+			fprintf(stderr, PROVISION_LOG_PREFIX "--%s: %s\n",
+			        long_options[opt - OPT_CORES].name, err.msg);
+			return 2;
+		}
+	}
+	if (optind != argc || check_required(command, &o, &err) != 0) {
+		fprintf(stderr, PROVISION_LOG_PREFIX "%s\n%s",
+		        err.msg[0] ? err.msg : "unexpected argument", usage_text);
+		return 2;
+	}
+	if (strcmp(command, "plan") == 0)
+		rc = provision_cmd_plan(&o, &err);
+	else if (strcmp(command, "start") == 0)
+		rc = provision_cmd_start(&o, &err);
+	else if (strcmp(command, "stop") == 0)
+		rc = provision_cmd_stop(&o, &err);
+	else
+		rc = svm_err_set(&err, "unknown command '%.32s' (commands: plan, start, stop)",
+		                 command);
+	if (rc != 0)
+		fprintf(stderr, PROVISION_LOG_PREFIX "%s\n", err.msg);
+	return rc == 0 ? 0 : 1;
+}

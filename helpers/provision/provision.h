@@ -1,0 +1,52 @@
+/* spank-vm-provision: the root-side helper that turns a job's allocation into
+ * a running guest. The plugin executes it (so libvirt and hwloc never load
+ * into slurmstepd, and a crash here cannot take a step down); admins and
+ * tests run it by hand. */
+#ifndef SPANK_VM_PROVISION_H
+#define SPANK_VM_PROVISION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "spank_vm/error.h"
+#include "spank_vm/plan.h"
+
+#define PROVISION_LOG_PREFIX "spank_vm: spank-vm-provision: "
+
+struct provision_opts {
+	/* the allocation */
+	const char *cores;  /* Slurm's abstract core list */
+	const char *cpuset; /* OS CPU list */
+	pid_t cgroup_pid;   /* take the OS CPU list from this process's job cgroup */
+	uint64_t mem_mib;
+	uint64_t reserve_mib;
+	uint64_t min_guest_mib;
+	enum svm_hypervisor hypervisor;
+	enum svm_hugepages hugepages;
+	const char *emulator_cpus;
+	const char *topology_xml;
+	const char *out; /* plan: write the record here instead of stdout */
+	/* the domain */
+	const char *name;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	const char *dir; /* per-guest directory: console log, agent socket */
+	const char *uri;
+	uid_t uid;
+	gid_t gid;
+	bool have_owner;
+	bool no_hard_limit;
+	unsigned timeout_s;
+};
+
+/* Loads the topology and builds the plan the options describe. */
+int provision_build_plan(const struct provision_opts *o, struct svm_plan *plan,
+                         struct svm_err *err);
+
+int provision_cmd_plan(const struct provision_opts *o, struct svm_err *err);
+int provision_cmd_start(const struct provision_opts *o, struct svm_err *err);
+int provision_cmd_stop(const struct provision_opts *o, struct svm_err *err);
+
+#endif

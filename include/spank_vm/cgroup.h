@@ -1,0 +1,32 @@
+/* Where a process's cpuset cgroup is, and which CPUs it holds: the OS side of
+ * the allocation (task/cgroup with ConstrainCores=yes), which the plan checks
+ * Slurm's abstract core list against. cgroup v1 and v2 alike. */
+#ifndef SPANK_VM_CGROUP_H
+#define SPANK_VM_CGROUP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "spank_vm/cpuset.h"
+#include "spank_vm/error.h"
+
+/* From the text of /proc/PID/cgroup, the directory of its cpuset cgroup below
+ * cgroup_root ("/sys/fs/cgroup"): v1 "N:...cpuset...:/path" maps to
+ * <root>/cpuset/path, v2 "0::/path" to <root>/path. */
+int svm_cgroup_cpuset_dir(const char *proc_cgroup, const char *cgroup_root, char *out, size_t len,
+                          struct svm_err *err);
+
+/* Slurm nests steps (and slurmstepd's own "slurm" group) under the job
+ * (.../job_N/step_extern/...): cuts the path after its last job_N component,
+ * so the directory names the job. A path without one is left alone. */
+void svm_cgroup_job_level(char *dir);
+
+/* The CPUs the cgroup directory holds (cpuset.effective_cpus, else
+ * cpuset.cpus.effective, else cpuset.cpus). */
+int svm_cgroup_read_cpus(const char *dir, struct svm_cpuset *out, struct svm_err *err);
+
+/* All of it for a live process: the CPUs of the job-level cpuset cgroup of pid. */
+int svm_cgroup_job_cpus_of_pid(pid_t pid, const char *cgroup_root, struct svm_cpuset *out,
+                               struct svm_err *err);
+
+#endif
