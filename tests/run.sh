@@ -4,7 +4,8 @@
 #   1. unit tests and lint, built with ASan+UBSan and -Werror;
 #   2. the integration suite on a real local cluster (munge, slurmctld, two
 #      slurmd, libvirtd) that the suite starts and stops itself, and the .deb.
-# A plugin built with sanitizers cannot load into slurmstepd, hence two builds.
+#   3. the protocol fuzzer (clang, libFuzzer), for a bounded time.
+# A plugin built with sanitizers cannot load into slurmstepd, hence separate builds.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,3 +25,7 @@ cmake --build "$BUILD/release" -j "$JOBS"
 ctest --test-dir "$BUILD/release" -L 'integration|package' --output-on-failure
 # Benchmarks print their figures.
 ctest --test-dir "$BUILD/release" -L bench --verbose
+
+CC=clang cmake -S "$ROOT" -B "$BUILD/fuzz" -DSPANK_VM_FUZZ=ON -DSPANK_VM_WERROR=ON
+cmake --build "$BUILD/fuzz" -j "$JOBS" --target fuzz_proto
+ctest --test-dir "$BUILD/fuzz" -L fuzz --output-on-failure
