@@ -42,10 +42,32 @@ static virConnectPtr connect_libvirt(const struct provision_opts *o, struct svm_
 	return conn;
 }
 
+/* A site image becomes the guest's first disk, through a per-job overlay. */
+static int prepare_disk(const struct provision_opts *o, char *overlay, size_t len,
+                        struct svm_err *err)
+{
+	struct svm_image image;
+
+	overlay[0] = '\0';
+	if (o->image == NULL)
+		return 0;
+	if (svm_catalog_load(o->image_dir, o->image, &image, err) != 0)
+		return -1;
+	if (!svm_image_supports(&image, o->hypervisor))
+		return svm_err_set(err, "image %s cannot boot under %s", image.name,
+		                   svm_hypervisor_name(o->hypervisor));
+	if (image.boot != SVM_BOOT_HOST_KERNEL)
+		return svm_err_set(err,
+		                   "image %s: boot=disk is not supported yet (use "
+		                   "boot=host-kernel)",
+		                   image.name);
+	return provision_make_overlay(o, &image, overlay, len, err);
+}
+
 static int render(const struct provision_opts *o, const struct svm_plan *plan, char **xml,
                   struct svm_err *err)
 {
-	char console[4096], socket_path[4096], uuid_text[37];
+	char console[4096], socket_path[4096], uuid_text[37], overlay[4096];
 	struct svm_domain_spec spec = {0};
 	uuid_t uuid;
 
@@ -63,6 +85,9 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	spec.console_log = console;
 	spec.agent_socket = socket_path;
 	spec.no_hard_limit = o->no_hard_limit;
+	if (prepare_disk(o, overlay, sizeof(overlay), err) != 0)
+		return -1;
+	spec.disk_image = overlay[0] ? overlay : NULL;
 	return svm_domain_xml(plan, &spec, xml, err);
 }
 

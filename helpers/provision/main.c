@@ -8,7 +8,7 @@ static const char usage_text[] =
         "usage: spank-vm-provision plan  ALLOCATION [--out FILE]\n"
         "       spank-vm-provision start ALLOCATION --name NAME --owner UID:GID --kernel PATH\n"
         "                                [--initrd PATH] [--cmdline TEXT] --dir DIR [--uri URI]\n"
-        "                                [--no-hard-limit]\n"
+        "                                [--no-hard-limit] [--image NAME --image-dir DIR]\n"
         "       spank-vm-provision stop  --name NAME [--timeout SECONDS] [--uri URI]\n"
         "ALLOCATION: [--cores LIST] [--cpuset LIST | --cgroup-pid PID] --mem SIZE\n"
         "            [--reserve SIZE] [--min-guest SIZE] [--hypervisor kvm|qemu|xen]\n"
@@ -35,6 +35,8 @@ enum {
 	OPT_URI,
 	OPT_TIMEOUT,
 	OPT_NO_HARD_LIMIT,
+	OPT_IMAGE,
+	OPT_IMAGE_DIR,
 };
 
 static const struct option long_options[] = {
@@ -58,6 +60,8 @@ static const struct option long_options[] = {
         {"uri", required_argument, NULL, OPT_URI},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"no-hard-limit", no_argument, NULL, OPT_NO_HARD_LIMIT},
+        {"image", required_argument, NULL, OPT_IMAGE},
+        {"image-dir", required_argument, NULL, OPT_IMAGE_DIR},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -165,6 +169,13 @@ static int parse_option(int opt, const char *arg, struct provision_opts *o, stru
 	case OPT_NO_HARD_LIMIT:
 		o->no_hard_limit = true;
 		return 0;
+	case OPT_IMAGE:
+		if (svm_check_image_name(arg, err) != 0)
+			return -1;
+		o->image = arg;
+		return 0;
+	case OPT_IMAGE_DIR:
+		return parse_path(arg, &o->image_dir, err);
 	default:
 		return svm_err_set(err, "unknown option");
 	}
@@ -182,6 +193,8 @@ static int check_required(const char *command, const struct provision_opts *o, s
 		return svm_err_set(err, "%s needs --name", command);
 	if (strcmp(command, "start") == 0 && (!o->have_owner || o->kernel == NULL || !o->dir))
 		return svm_err_set(err, "start needs --owner, --kernel and --dir");
+	if (o->image != NULL && o->image_dir == NULL)
+		return svm_err_set(err, "--image needs --image-dir");
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "spank_vm/catalog.h"
 #include "spank_vm/error.h"
 #include "spank_vm/plan.h"
 
@@ -34,6 +35,8 @@ struct provision_opts {
 	const char *cmdline;
 	const char *dir; /* per-guest directory: console log, agent socket */
 	const char *uri;
+	const char *image;     /* a site image (catalog name) as the guest's disk */
+	const char *image_dir; /* the catalog */
 	uid_t uid;
 	gid_t gid;
 	bool have_owner;
@@ -44,6 +47,11 @@ struct provision_opts {
 /* Loads the topology and builds the plan the options describe. */
 int provision_build_plan(const struct provision_opts *o, struct svm_plan *plan,
                          struct svm_err *err);
+
+/* Creates dir/disk.qcow2 backed by the image's disk, owned by the job user;
+ * its path goes to overlay. */
+int provision_make_overlay(const struct provision_opts *o, const struct svm_image *image,
+                           char *overlay, size_t len, struct svm_err *err);
 
 int provision_cmd_plan(const struct provision_opts *o, struct svm_err *err);
 int provision_cmd_start(const struct provision_opts *o, struct svm_err *err);
