@@ -62,7 +62,7 @@ int svm_job_dir_create(const char *runtime_dir, uint32_t job_id, struct svm_err 
 		return -1;
 	if (svm_job_dir(runtime_dir, job_id, path, sizeof(path), err) != 0)
 		return -1;
-	return mkdir_mode(path, 0700, err);
+	return mkdir_mode(path, 0711, err);
 }
 
 static int write_all(int fd, const char *data, size_t len)

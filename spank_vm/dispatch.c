@@ -53,11 +53,12 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 
 int slurm_spank_exit(spank_t sp, int ac, char **av)
 {
-	(void)sp;
-	(void)ac;
-	(void)av;
+	int rc = 0;
+
+	if (spank_context() == S_CTX_REMOTE)
+		rc = svm_slurmstepd_exit(sp, ac, av);
 	svm_plugin_reset();
-	return 0;
+	return rc;
 }
 
 int slurm_spank_slurmd_exit(spank_t sp, int ac, char **av)

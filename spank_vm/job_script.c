@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "plugin.h"
 #include "spank_vm/runtime.h"
@@ -81,6 +82,16 @@ int svm_job_script_prolog(spank_t sp, int ac, char **av)
 	return 0;
 }
 
+static bool job_dir_exists(uint32_t job_id)
+{
+	char dir[SVM_PATH_MAX + 16];
+	struct stat st;
+
+	if (svm_job_dir(svm_plugin.config.runtime_dir, job_id, dir, sizeof(dir), NULL) != 0)
+		return false;
+	return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int svm_job_script_epilog(spank_t sp, int ac, char **av)
 {
 	struct svm_err err;
@@ -90,6 +101,8 @@ int svm_job_script_epilog(spank_t sp, int ac, char **av)
 	if (svm_plugin_load_config(ac, av) != 0 || svm_plugin_node_config() != 0 ||
 	    job_identity(sp, &job_id, &uid) != 0)
 		return -1;
+	if (job_dir_exists(job_id))
+		svm_guest_stop(job_id); /* the extern step may not have got to it */
 	if (svm_job_dir_remove(svm_plugin.config.runtime_dir, job_id, &err) != 0) {
 		svm_error("job %u: cleaning up: %s", job_id, err.msg);
 		return -1;

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +23,17 @@ int svm_plugin_node_config(void)
 	struct svm_err err;
 
 	/* slurmd exports its node name to everything it starts (prolog, stepd). */
-	if (svm_config_expand_node(&svm_plugin.config, getenv("SLURMD_NODENAME"), &err) != 0) {
+	const char *node = getenv("SLURMD_NODENAME");
+
+	if (svm_config_expand_node(&svm_plugin.config, node, &err) != 0) {
 		svm_error("%s", err.msg);
 		return -1;
 	}
+	if (node == NULL || svm_check_image_name(node, NULL) != 0) {
+		svm_error("SLURMD_NODENAME is missing or not a valid node name");
+		return -1;
+	}
+	snprintf(svm_plugin.node_name, sizeof(svm_plugin.node_name), "%s", node);
 	return 0;
 }
 

@@ -4,6 +4,8 @@
 #define SPANK_VM_PLUGIN_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include <slurm/spank.h>
 
@@ -19,8 +21,9 @@
 struct svm_plugin {
 	struct svm_config config;
 	struct svm_request request;
-	unsigned options_seen; /* SVM_SEEN_* bits of options given explicitly */
-	bool option_error;     /* an option callback refused its value */
+	unsigned options_seen;                  /* SVM_SEEN_* bits of options given explicitly */
+	bool option_error;                      /* an option callback refused its value */
+	char node_name[SVM_IMAGE_NAME_MAX + 1]; /* node-side contexts: SLURMD_NODENAME */
 };
 
 extern struct svm_plugin svm_plugin;
@@ -47,6 +50,26 @@ int svm_client_post_opt(spank_t sp, bool new_job);
 int svm_run_helper(const char *name, char *const argv[], unsigned timeout_s, char *out,
                    size_t out_len);
 
+/* guest.c: the guest's lifetime on a node (extern step, epilog). */
+#define SVM_GUEST_DIR        "guest"
+#define SVM_GUEST_ERROR_FILE "guest.error"
+#define SVM_PLAN_FILE_NAME   "plan"
+#define SVM_BUILTIN_IMAGE    "host"
+
+struct svm_guest_job {
+	uint32_t job_id;
+	uid_t uid;
+	gid_t gid;
+	const char *cores; /* S_JOB_ALLOC_CORES */
+	uint64_t mem_mib;  /* S_JOB_ALLOC_MEM */
+	pid_t cgroup_pid;  /* a process in the job's cgroups */
+	const struct svm_request *req;
+};
+
+int svm_guest_domain_name(uint32_t job_id, char *buf, size_t len);
+int svm_guest_start(const struct svm_guest_job *job);
+void svm_guest_stop(uint32_t job_id);
+
 /* One module per context. */
 int svm_srun_init(spank_t sp, int ac, char **av);
 int svm_srun_post_opt(spank_t sp, int ac, char **av);
@@ -55,6 +78,7 @@ int svm_alloc_post_opt(spank_t sp, int ac, char **av);
 int svm_slurmstepd_init(spank_t sp, int ac, char **av);
 int svm_slurmstepd_post_opt(spank_t sp, int ac, char **av);
 int svm_slurmstepd_task_post_fork(spank_t sp, int ac, char **av);
+int svm_slurmstepd_exit(spank_t sp, int ac, char **av);
 int svm_slurmd_init(spank_t sp, int ac, char **av);
 int svm_job_script_prolog(spank_t sp, int ac, char **av);
 int svm_job_script_epilog(spank_t sp, int ac, char **av);

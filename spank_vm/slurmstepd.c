@@ -70,95 +70,63 @@ static int load_request(uint32_t job_id, struct svm_request *req)
 	return 0;
 }
 
-struct allocation {
-	char *cores;
-	uint64_t mem_mib;
-	pid_t pid; /* a process in the job's cgroups */
-};
-
-static int read_allocation(spank_t sp, struct allocation *alloc)
+/* Reads what the extern step knows of the job on this node. */
+static int read_job(spank_t sp, struct svm_guest_job *job)
 {
-	spank_err_t rc = spank_get_item(sp, S_JOB_ALLOC_CORES, &alloc->cores);
+	spank_err_t rc = spank_get_item(sp, S_JOB_ALLOC_CORES, &job->cores);
 
 	if (rc == ESPANK_SUCCESS)
-		rc = spank_get_item(sp, S_JOB_ALLOC_MEM, &alloc->mem_mib);
+		rc = spank_get_item(sp, S_JOB_ALLOC_MEM, &job->mem_mib);
+	if (rc == ESPANK_SUCCESS)
+		rc = spank_get_item(sp, S_JOB_UID, &job->uid);
+	if (rc == ESPANK_SUCCESS)
+		rc = spank_get_item(sp, S_JOB_GID, &job->gid);
 	/* slurmstepd has joined the job's cgroups by now; the extern step has no
 	 * task of its own to ask about (S_TASK_PID is "not in task context"). */
-	alloc->pid = getpid();
+	job->cgroup_pid = getpid();
 	if (rc != ESPANK_SUCCESS) {
-		svm_error("cannot read the job's allocation: %s", spank_strerror(rc));
+		svm_error("job %u: cannot read the job's allocation: %s", job->job_id,
+		          spank_strerror(rc));
 		return -1;
 	}
 	return 0;
 }
 
-/* Computes the guest plan (spank-vm-provision plan) into the job's
- * directory; a failure is recorded for the job's tasks to report. */
-static int plan_guest(uint32_t job_id, const struct svm_request *req,
-                      const struct allocation *alloc)
+static bool is_extern_step(spank_t sp, uint32_t *job_id)
 {
-	const struct svm_config *cfg = &svm_plugin.config;
-	char mem[32], reserve[32], min_guest[32], pid[32], out_path[SVM_PATH_MAX + 64];
-	char output[1024], dir[SVM_PATH_MAX + 16];
-	enum svm_hypervisor hv =
-	        req->hypervisor != SVM_HV_UNSET ? req->hypervisor : cfg->hypervisor;
-	struct svm_err err;
-	int status;
+	uint32_t step_id = 0;
 
-	snprintf(mem, sizeof(mem), "%" PRIu64, alloc->mem_mib);
-	snprintf(reserve, sizeof(reserve), "%" PRIu64, cfg->mem_reserve_mib);
-	snprintf(min_guest, sizeof(min_guest), "%" PRIu64, cfg->min_guest_mib);
-	snprintf(pid, sizeof(pid), "%d", (int)alloc->pid);
-	svm_job_dir(cfg->runtime_dir, job_id, dir, sizeof(dir), &err);
-	snprintf(out_path, sizeof(out_path), "%s/plan", dir);
-	{
-		char *argv[] = {(char *)PROVISION_HELPER,
-		                (char *)"plan",
-		                (char *)"--cores",
-		                alloc->cores,
-		                (char *)"--cgroup-pid",
-		                pid,
-		                (char *)"--mem",
-		                mem,
-		                (char *)"--reserve",
-		                reserve,
-		                (char *)"--min-guest",
-		                min_guest,
-		                (char *)"--hypervisor",
-		                (char *)svm_hypervisor_name(hv),
-		                (char *)"--hugepages",
-		                (char *)svm_hugepages_name(req->hugepages),
-		                (char *)"--out",
-		                out_path,
-		                NULL};
-
-		status = svm_run_helper(PROVISION_HELPER, argv, PLAN_TIMEOUT_S, output,
-		                        sizeof(output));
-	}
-	if (status == 0) {
-		svm_debug("job %u: planned the guest into %s", job_id, out_path);
-		return 0;
-	}
-	output[strcspn(output, "\n")] = '\0';
-	svm_error("job %u: no guest plan: %s", job_id, output);
-	svm_job_file_write(cfg->runtime_dir, job_id, PLAN_ERROR_FILE, output, &err);
-	return -1;
+	return spank_get_item(sp, S_JOB_STEPID, &step_id) == ESPANK_SUCCESS &&
+	       step_id == SLURM_EXTERN_CONT &&
+	       spank_get_item(sp, S_JOB_ID, job_id) == ESPANK_SUCCESS;
 }
 
 int svm_slurmstepd_task_post_fork(spank_t sp, int ac, char **av)
 {
 	struct svm_request req;
-	struct allocation alloc = {0};
-	uint32_t job_id = 0, step_id = 0;
+	struct svm_guest_job job = {0};
 
 	(void)ac;
 	(void)av;
-	if (spank_get_item(sp, S_JOB_STEPID, &step_id) != ESPANK_SUCCESS ||
-	    step_id != SLURM_EXTERN_CONT || spank_get_item(sp, S_JOB_ID, &job_id) != ESPANK_SUCCESS)
+	if (!is_extern_step(sp, &job.job_id) || load_request(job.job_id, &req) != 0)
 		return 0;
-	if (load_request(job_id, &req) != 0 || read_allocation(sp, &alloc) != 0)
+	job.req = &req;
+	/* A job's failure is its own: the extern step itself carries on, and
+	 * the job's tasks report guest.error. */
+	if (read_job(sp, &job) == 0)
+		svm_guest_start(&job);
+	return 0;
+}
+
+int svm_slurmstepd_exit(spank_t sp, int ac, char **av)
+{
+	struct svm_request req;
+	uint32_t job_id = 0;
+
+	(void)ac;
+	(void)av;
+	if (!is_extern_step(sp, &job_id) || load_request(job_id, &req) != 0)
 		return 0;
-	/* A job's failure is its own: the extern step itself carries on. */
-	plan_guest(job_id, &req, &alloc);
+	svm_guest_stop(job_id);
 	return 0;
 }

@@ -68,6 +68,7 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
                   struct svm_err *err)
 {
 	char console[4096], socket_path[4096], uuid_text[37], overlay[4096];
+	char kernel[4096], initrd[4096];
 	struct svm_domain_spec spec = {0};
 	uuid_t uuid;
 
@@ -79,8 +80,10 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	spec.uuid = uuid_text;
 	spec.uid = o->uid;
 	spec.gid = o->gid;
-	spec.kernel = o->kernel;
-	spec.initrd = o->initrd;
+	if (provision_boot_files(o, kernel, sizeof(kernel), initrd, sizeof(initrd), err) != 0)
+		return -1;
+	spec.kernel = kernel;
+	spec.initrd = initrd;
 	spec.cmdline = o->cmdline;
 	spec.console_log = console;
 	spec.agent_socket = socket_path;
@@ -101,6 +104,9 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 
 	if (provision_build_plan(o, &plan, err) != 0)
 		return -1;
+	/* The plan is recorded first: it tells an admin what was tried. */
+	if (o->out != NULL && provision_record_plan(&plan, o->out, err) != 0)
+		goto out;
 	if (render(o, &plan, &xml, err) != 0)
 		goto out;
 	conn = connect_libvirt(o, err);

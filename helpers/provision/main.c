@@ -6,9 +6,9 @@
 
 static const char usage_text[] =
         "usage: spank-vm-provision plan  ALLOCATION [--out FILE]\n"
-        "       spank-vm-provision start ALLOCATION --name NAME --owner UID:GID --kernel PATH\n"
-        "                                [--initrd PATH] [--cmdline TEXT] --dir DIR [--uri URI]\n"
-        "                                [--no-hard-limit] [--image NAME --image-dir DIR]\n"
+        "       spank-vm-provision start ALLOCATION --name NAME --owner UID:GID --dir DIR\n"
+        "             [--kernel PATH] [--initrd PATH] [--cmdline TEXT] [--out FILE]\n"
+        "             [--image NAME] [--image-dir DIR] [--no-hard-limit] [--uri URI]\n"
         "       spank-vm-provision stop  --name NAME [--timeout SECONDS] [--uri URI]\n"
         "ALLOCATION: [--cores LIST] [--cpuset LIST | --cgroup-pid PID] --mem SIZE\n"
         "            [--reserve SIZE] [--min-guest SIZE] [--hypervisor kvm|qemu|xen]\n"
@@ -191,8 +191,8 @@ static int check_required(const char *command, const struct provision_opts *o, s
 		return svm_err_set(err, "%s needs --cores, --cpuset or --cgroup-pid", command);
 	if (strcmp(command, "plan") != 0 && o->name == NULL)
 		return svm_err_set(err, "%s needs --name", command);
-	if (strcmp(command, "start") == 0 && (!o->have_owner || o->kernel == NULL || !o->dir))
-		return svm_err_set(err, "start needs --owner, --kernel and --dir");
+	if (strcmp(command, "start") == 0 && (!o->have_owner || !o->dir))
+		return svm_err_set(err, "start needs --owner and --dir");
 	if (o->image != NULL && o->image_dir == NULL)
 		return svm_err_set(err, "--image needs --image-dir");
 	return 0;

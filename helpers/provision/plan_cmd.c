@@ -93,6 +93,15 @@ static int write_record(const char *path, const char *text, struct svm_err *err)
 	return rc;
 }
 
+int provision_record_plan(const struct svm_plan *plan, const char *path, struct svm_err *err)
+{
+	char record[16384];
+
+	if (svm_plan_record(plan, record, sizeof(record), err) != 0)
+		return -1;
+	return write_record(path, record, err);
+}
+
 int provision_cmd_plan(const struct provision_opts *o, struct svm_err *err)
 {
 	struct svm_plan plan;
@@ -101,11 +110,11 @@ int provision_cmd_plan(const struct provision_opts *o, struct svm_err *err)
 
 	if (provision_build_plan(o, &plan, err) != 0)
 		return -1;
-	rc = svm_plan_record(&plan, record, sizeof(record), err);
+	if (o->out != NULL)
+		rc = provision_record_plan(&plan, o->out, err);
+	else if ((rc = svm_plan_record(&plan, record, sizeof(record), err)) == 0 &&
+	         fputs(record, stdout) == EOF)
+		rc = svm_err_errno(err, errno, "stdout");
 	svm_plan_free(&plan);
-	if (rc != 0)
-		return -1;
-	if (o->out == NULL)
-		return fputs(record, stdout) == EOF ? svm_err_errno(err, errno, "stdout") : 0;
-	return write_record(o->out, record, err);
+	return rc;
 }

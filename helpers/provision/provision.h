@@ -27,7 +27,7 @@ struct provision_opts {
 	enum svm_hugepages hugepages;
 	const char *emulator_cpus;
 	const char *topology_xml;
-	const char *out; /* plan: write the record here instead of stdout */
+	const char *out; /* plan: write the record here instead of stdout; start: too */
 	/* the domain */
 	const char *name;
 	const char *kernel;
@@ -52,6 +52,13 @@ int provision_build_plan(const struct provision_opts *o, struct svm_plan *plan,
  * its path goes to overlay. */
 int provision_make_overlay(const struct provision_opts *o, const struct svm_image *image,
                            char *overlay, size_t len, struct svm_err *err);
+
+/* The kernel and initramfs to boot (see boot_files.c). */
+int provision_boot_files(const struct provision_opts *o, char *kernel, size_t klen, char *initrd,
+                         size_t ilen, struct svm_err *err);
+
+/* Writes the plan record to path atomically (temp, fsync, rename), 0644. */
+int provision_record_plan(const struct svm_plan *plan, const char *path, struct svm_err *err);
 
 int provision_cmd_plan(const struct provision_opts *o, struct svm_err *err);
 int provision_cmd_start(const struct provision_opts *o, struct svm_err *err);

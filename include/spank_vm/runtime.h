@@ -13,7 +13,8 @@
 int svm_job_dir(const char *runtime_dir, uint32_t job_id, char *buf, size_t len,
                 struct svm_err *err);
 
-/* Creates runtime_dir (0755) and runtime_dir/<jobid> (0700, root), tolerating both existing. */
+/* Creates runtime_dir (0755) and runtime_dir/<jobid> (0711, root: the job's
+ * user reaches its guest/ subdirectory, lists nothing), tolerating both existing. */
 int svm_job_dir_create(const char *runtime_dir, uint32_t job_id, struct svm_err *err);
 
 /* Atomically writes name inside the job dir (temp file, fsync, rename), mode 0600. */

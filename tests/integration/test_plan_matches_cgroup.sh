@@ -22,7 +22,6 @@ check_plan() { # JOBID CORES
 	wait_until 60 "job $id to start" test -e "$dir/started.$id"
 	plan="$(job_dir "$id")/plan"
 	wait_until 30 "the plan of job $id" test -e "$plan"
-	[ ! -e "$(job_dir "$id")/plan.error" ] || fail "plan.error: $(cat "$(job_dir "$id")/plan.error")"
 	assert_eq "$(cat "$dir/cpus.$id")" "$(field "$plan" host_pus)" "job $id: plan PUs vs cpuset cgroup"
 	assert_eq "$cores" "$(field "$plan" vcpus)" "job $id: vCPUs"
 	assert_eq "$(cat "$dir/cpus.$id")" "$(field "$plan" emulator_pus)" "job $id: emulator PUs"

@@ -9,7 +9,7 @@ held_job_script "$dir" | as_user tee "$dir/held.sh" >/dev/null
 check_recorded() { # JOBDIR EXPECTED_LINE...
 	local jd=$1 req
 	shift
-	[ "$(stat -c '%U %a' "$jd")" == "root 700" ] || fail "$jd: $(stat -c '%U %a' "$jd")"
+	[ "$(stat -c '%U %a' "$jd")" == "root 711" ] || fail "$jd: $(stat -c '%U %a' "$jd")"
 	[ "$(stat -c '%U %a' "$jd/request")" == "root 600" ] ||
 		fail "$jd/request: $(stat -c '%U %a' "$jd/request")"
 	req=$(cat "$jd/request")

@@ -51,7 +51,7 @@ static void test_job_file_round_trip_and_modes(void **state)
 	assert_string_equal(buf, "format=1\n");
 	snprintf(path, sizeof(path), "%s/42", root);
 	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(st.st_mode & 07777, 0711);
 	snprintf(path, sizeof(path), "%s/42/request", root);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
