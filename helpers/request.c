@@ -106,30 +106,9 @@ int svm_request_check(const struct svm_request *req, unsigned options_seen, stru
 	return 0;
 }
 
-/* Values are percent-encoded so that a record is one line of space-separated
- * key=value words whatever a path holds, safe in a file and in an environment
- * variable alike. */
-static int encode_value(const char *value, char *out, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t used = 0;
-
-	for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
-		bool plain = isalnum(*p) || *p == '/' || *p == '.' || *p == '_' || *p == '-';
-
-		if (used + (plain ? 1 : 3) >= len)
-			return -1;
-		if (plain) {
-			out[used++] = (char)*p;
-			continue;
-		}
-		out[used++] = '%';
-		out[used++] = hex[*p >> 4];
-		out[used++] = hex[*p & 15];
-	}
-	out[used] = '\0';
-	return 0;
-}
+/* Values are percent-encoded (svm_percent_encode) so that a record is one
+ * line of space-separated key=value words whatever a path holds, safe in a
+ * file and in an environment variable alike. */
 
 static int hex_digit(char c)
 {
@@ -171,7 +150,7 @@ int svm_request_encode(const struct svm_request *req, char sep, char *buf, size_
 	char checkpoint[3 * SVM_PATH_MAX + 1];
 	int n;
 
-	if (encode_value(req->checkpoint_dir, checkpoint, sizeof(checkpoint)) != 0)
+	if (svm_percent_encode(req->checkpoint_dir, checkpoint, sizeof(checkpoint)) != 0)
 		return svm_err_set(err, "request: checkpoint path too long");
 	n = snprintf(buf, len,
 	             "format=%d%cimage=%s%chypervisor=%s%chugepages=%s%cnet=%s%c"

@@ -272,3 +272,27 @@ int svm_check_abs_path(const char *s, struct svm_err *err)
 	}
 	return 0;
 }
+
+int svm_percent_encode(const char *value, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t used = 0;
+
+	for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+		bool plain = isalnum(*p) || *p == '/' || *p == '.' || *p == '_' || *p == '-';
+
+		if (used + (plain ? 1 : 3) >= len)
+			return -1;
+		if (plain) {
+			out[used++] = (char)*p;
+			continue;
+		}
+		out[used++] = '%';
+		out[used++] = hex[*p >> 4];
+		out[used++] = hex[*p & 15];
+	}
+	if (len == 0)
+		return -1;
+	out[used] = '\0';
+	return 0;
+}

@@ -233,6 +233,22 @@ stage_build() {
     [[ -n $PLUGIN_SO ]] || die "no spank_vm.so installed below $stage"
     [[ -n $HELPER_DIR ]] || die "no libexec/spank_vm installed below $stage"
     msg "staged $PLUGIN_SO"
+    build_guest_image
+}
+
+# The default guest (host kernel + spank_vm's initramfs) in image_dir, built
+# by the staged spank-vm-image from the staged agent.
+build_guest_image() {
+    local log="$CLUSTER_DIR/log/spank-vm-image.log"
+    [[ -x $HELPER_DIR/spank-vm-image ]] || return 0
+    mkdir -p "$IMAGE_DIR"
+    chmod 0755 "$IMAGE_DIR"
+    if ! "$HELPER_DIR/spank-vm-image" --out "$IMAGE_DIR" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "building the default guest image failed (log above)"
+    fi
+    chmod -R a+rX "$IMAGE_DIR"
+    msg "default guest image: $(tail -n 1 "$log")"
 }
 
 # Escapes a value for the replacement side of sed's s|...|...|.

@@ -2,6 +2,8 @@
  * destroyed (or if libvirtd restarts without them) nothing of them remains in
  * libvirt's configuration. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,12 +66,62 @@ static int prepare_disk(const struct provision_opts *o, char *overlay, size_t le
 	return provision_make_overlay(o, &image, overlay, len, err);
 }
 
+#define ALL_SHARES (2 * PROVISION_MAX_SHARES + 1)
+
+struct guest_view {
+	struct svm_share shares[ALL_SHARES];
+	size_t nshares;
+	char tags[PROVISION_MAX_SHARES][32];
+	char cmdline[8192];
+};
+
+static bool has_tag(const struct provision_opts *o, const char *tag)
+{
+	for (size_t i = 0; i < o->nshares; i++)
+		if (strcmp(o->shares[i].tag, tag) == 0)
+			return true;
+	return false;
+}
+
+/* What the guest sees of the host: the built-in guest gets the host's root
+ * read-only (tag hostroot); each --guest-share PATH is mounted read-write at
+ * PATH, which the agent learns from spank_vm.share=TAG:PATH (encoded) on the
+ * kernel command line. */
+static int guest_view(const struct provision_opts *o, struct guest_view *v, struct svm_err *err)
+{
+	size_t used;
+
+	v->nshares = 0;
+	for (size_t i = 0; i < o->nshares; i++)
+		v->shares[v->nshares++] = o->shares[i];
+	if (o->image == NULL && !has_tag(o, "hostroot"))
+		v->shares[v->nshares++] = (struct svm_share){"/", "hostroot", true};
+	used = (size_t)snprintf(v->cmdline, sizeof(v->cmdline), "%s",
+	                        o->cmdline ? o->cmdline : "console=ttyS0 quiet");
+	for (size_t i = 0; i < o->nguest_shares; i++) {
+		char encoded[3 * 4096 + 1];
+		int n;
+
+		snprintf(v->tags[i], sizeof(v->tags[i]), "share%zu", i);
+		v->shares[v->nshares++] = (struct svm_share){o->guest_shares[i], v->tags[i], false};
+		if (svm_percent_encode(o->guest_shares[i], encoded, sizeof(encoded)) != 0)
+			return svm_err_set(err, "--guest-share: path too long");
+		n = snprintf(v->cmdline + used, sizeof(v->cmdline) - used, " spank_vm.share=%s:%s",
+		             v->tags[i], encoded);
+		if (n < 0 || (size_t)n >= sizeof(v->cmdline) - used)
+			return svm_err_set(err, "the guest's kernel command line is too long");
+		used += (size_t)n;
+	}
+	return 0;
+}
+
 static int render(const struct provision_opts *o, const struct svm_plan *plan, char **xml,
                   struct svm_err *err)
 {
 	char console[4096], socket_path[4096], uuid_text[37], overlay[4096];
 	char kernel[4096], initrd[4096];
 	struct svm_domain_spec spec = {0};
+	static struct guest_view view;
 	uuid_t uuid;
 
 	snprintf(console, sizeof(console), "%s/console.log", o->dir);
@@ -84,14 +136,38 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 		return -1;
 	spec.kernel = kernel;
 	spec.initrd = initrd;
-	spec.cmdline = o->cmdline;
+	if (guest_view(o, &view, err) != 0)
+		return -1;
+	/* The serial console is the guest's log (console.log). */
+	spec.cmdline = view.cmdline;
 	spec.console_log = console;
 	spec.agent_socket = socket_path;
 	spec.no_hard_limit = o->no_hard_limit;
+	spec.shares = view.shares;
+	spec.nshares = view.nshares;
 	if (prepare_disk(o, overlay, sizeof(overlay), err) != 0)
 		return -1;
 	spec.disk_image = overlay[0] ? overlay : NULL;
 	return svm_domain_xml(plan, &spec, xml, err);
+}
+
+/* libvirt creates the agent channel's socket itself, as root; the job's mux
+ * runs as the job's user and must connect to it. The directory is the
+ * user's, so nothing is followed: only a socket at that name is handed over. */
+static int hand_channel_to_owner(const struct provision_opts *o, struct svm_err *err)
+{
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/agent.sock", o->dir);
+	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return svm_err_errno(err, errno, "the guest's channel %s", path);
+	if (!S_ISSOCK(st.st_mode))
+		return svm_err_set(err, "%s is not the guest's channel socket", path);
+	if (fchownat(AT_FDCWD, path, o->uid, o->gid, AT_SYMLINK_NOFOLLOW) != 0)
+		return svm_err_errno(err, errno, "cannot hand %s to uid %u", path,
+		                     (unsigned)o->uid);
+	return 0;
 }
 
 int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
@@ -127,6 +203,8 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 			*err = why;
 		goto out;
 	}
+	if (hand_channel_to_owner(o, err) != 0)
+		goto out;
 	svm_plan_describe(&plan, line, sizeof(line));
 	printf("started %s: %s\n", o->name, line);
 	rc = 0;

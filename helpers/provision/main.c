@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,8 @@ static const char usage_text[] =
         "       spank-vm-provision start ALLOCATION --name NAME --owner UID:GID --dir DIR\n"
         "             [--kernel PATH] [--initrd PATH] [--cmdline TEXT] [--out FILE]\n"
         "             [--image NAME] [--image-dir DIR] [--no-hard-limit] [--uri URI]\n"
+        "             [--share HOSTDIR:TAG[:ro]]... (9p, mounted by the guest by TAG)\n"
+        "             [--guest-share PATH]... (PATH read-write at PATH in the guest)\n"
         "       spank-vm-provision stop  --name NAME [--timeout SECONDS] [--uri URI]\n"
         "ALLOCATION: [--cores LIST] [--cpuset LIST | --cgroup-pid PID] --mem SIZE\n"
         "            [--reserve SIZE] [--min-guest SIZE] [--hypervisor kvm|qemu|xen]\n"
@@ -37,6 +40,8 @@ enum {
 	OPT_NO_HARD_LIMIT,
 	OPT_IMAGE,
 	OPT_IMAGE_DIR,
+	OPT_SHARE, /* keep this enum in the order of long_options[] */
+	OPT_GUEST_SHARE,
 };
 
 static const struct option long_options[] = {
@@ -62,6 +67,8 @@ static const struct option long_options[] = {
         {"no-hard-limit", no_argument, NULL, OPT_NO_HARD_LIMIT},
         {"image", required_argument, NULL, OPT_IMAGE},
         {"image-dir", required_argument, NULL, OPT_IMAGE_DIR},
+        {"share", required_argument, NULL, OPT_SHARE},
+        {"guest-share", required_argument, NULL, OPT_GUEST_SHARE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -84,6 +91,37 @@ static int parse_owner(const char *text, struct provision_opts *o, struct svm_er
 	o->uid = (uid_t)uid;
 	o->gid = (gid_t)gid;
 	o->have_owner = true;
+	return 0;
+}
+
+/* HOSTDIR:TAG[:ro]: the tag is the last field (or the one before ":ro"), so
+ * HOSTDIR may hold ':'. The text is modified in place (it is argv). */
+static int parse_share(char *text, struct provision_opts *o, struct svm_err *err)
+{
+	struct svm_share *share = &o->shares[o->nshares];
+	size_t len = strlen(text);
+	char *colon;
+
+	if (o->nshares == PROVISION_MAX_SHARES)
+		return svm_err_set(err, "at most %d shares", PROVISION_MAX_SHARES);
+	share->readonly = len > 3 && strcmp(text + len - 3, ":ro") == 0;
+	if (share->readonly)
+		text[len - 3] = '\0';
+	colon = strrchr(text, ':');
+	if (colon == NULL || colon[1] == '\0')
+		return svm_err_set(err, "expected HOSTDIR:TAG[:ro]");
+	*colon = '\0';
+	for (const char *t = colon + 1; *t != '\0'; t++)
+		if (!isalnum((unsigned char)*t) && *t != '_' && *t != '-' && *t != '.')
+			return svm_err_set(err, "mount tag '%.32s': letters, digits, '_', '-', '.'",
+			                   colon + 1);
+	if (strlen(colon + 1) > 31)
+		return svm_err_set(err, "mount tag '%.32s' is longer than 31", colon + 1);
+	if (svm_check_abs_path(text, err) != 0)
+		return -1;
+	share->host_dir = text;
+	share->tag = colon + 1;
+	o->nshares++;
 	return 0;
 }
 
@@ -122,7 +160,7 @@ static int parse_sizes_and_numbers(int opt, const char *arg, struct provision_op
 	}
 }
 
-static int parse_option(int opt, const char *arg, struct provision_opts *o, struct svm_err *err)
+static int parse_option(int opt, char *arg, struct provision_opts *o, struct svm_err *err)
 {
 	int rc = parse_sizes_and_numbers(opt, arg, o, err);
 
@@ -166,9 +204,20 @@ static int parse_option(int opt, const char *arg, struct provision_opts *o, stru
 	case OPT_URI:
 		o->uri = arg;
 		return 0;
+	case OPT_GUEST_SHARE:
+		if (o->nguest_shares == PROVISION_MAX_SHARES)
+			return svm_err_set(err, "at most %d guest shares", PROVISION_MAX_SHARES);
+		if (svm_check_abs_path(arg, err) != 0)
+			return -1;
+		if (strcmp(arg, "/") == 0)
+			return svm_err_set(err, "the host's / is shared read-only already");
+		o->guest_shares[o->nguest_shares++] = arg;
+		return 0;
 	case OPT_NO_HARD_LIMIT:
 		o->no_hard_limit = true;
 		return 0;
+	case OPT_SHARE:
+		return parse_share(arg, o, err);
 	case OPT_IMAGE:
 		if (svm_check_image_name(arg, err) != 0)
 			return -1;

@@ -10,10 +10,12 @@
 #include <sys/types.h>
 
 #include "spank_vm/catalog.h"
+#include "spank_vm/domain_xml.h"
 #include "spank_vm/error.h"
 #include "spank_vm/plan.h"
 
 #define PROVISION_LOG_PREFIX "spank_vm: spank-vm-provision: "
+#define PROVISION_MAX_SHARES 16
 
 struct provision_opts {
 	/* the allocation */
@@ -41,6 +43,12 @@ struct provision_opts {
 	gid_t gid;
 	bool have_owner;
 	bool no_hard_limit;
+	struct svm_share shares[PROVISION_MAX_SHARES]; /* --share HOSTDIR:TAG[:ro] */
+	size_t nshares;
+	/* --guest-share PATH: host PATH read-write at the same path in the guest
+	 * (tags share0, share1, ... told to the agent on the kernel command line) */
+	const char *guest_shares[PROVISION_MAX_SHARES];
+	size_t nguest_shares;
 	unsigned timeout_s;
 };
 

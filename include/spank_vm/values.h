@@ -5,6 +5,7 @@
 #define SPANK_VM_VALUES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "spank_vm/error.h"
@@ -66,5 +67,10 @@ int svm_check_image_name(const char *s, struct svm_err *err);
 /* An absolute, normalised path: starts with '/', no "." or ".." component,
  * no empty component, no control characters, at most SVM_PATH_MAX bytes. */
 int svm_check_abs_path(const char *s, struct svm_err *err);
+
+/* Percent-encodes every byte outside [A-Za-z0-9/._-] as %XX; -1 if out is too
+ * small. Used wherever a path must travel as one word (records, the guest's
+ * kernel command line). */
+int svm_percent_encode(const char *value, char *out, size_t len);
 
 #endif

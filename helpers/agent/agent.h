@@ -1,0 +1,175 @@
+/* spank-vm-agent: PID 1 of the default guest. It boots the guest (modules,
+ * the host's root over 9p under a tmpfs overlay, the job's shares) and then
+ * serves the host's sessions over the virtio-serial port (doc/protocol.md).
+ *
+ * Files: boot.c (mounts, switch root), cmdline.c (the kernel command line),
+ * modules.c (kernel modules), power.c (the power button), channel.c (the port and its frames),
+ * session.c (one program per session, its streams), spawn.c (the child's
+ * side of fork), log.c (console messages), main.c. */
+#ifndef SPANK_VM_AGENT_H
+#define SPANK_VM_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "spank_vm/error.h"
+#include "spank_vm/proto.h"
+
+#define AGENT_LOG_PREFIX "spank_vm-agent: "
+
+/* ---- log.c ---- */
+
+void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Seconds since the guest booted: boot milestones on the console. */
+double agent_uptime_s(void);
+/* Untrusted bytes (a peer's ERROR text) as printable ASCII, at most cap-1. */
+void agent_escape(const uint8_t *bytes, size_t len, char *out, size_t cap);
+
+/* ---- cmdline.c: spank_vm.* parameters of the kernel command line ---- */
+
+#define AGENT_MAX_SHARES 16
+#define AGENT_MAX_TAG    31 /* virtio-9p mount tags are short names */
+#define AGENT_ROOT_TAG   "hostroot"
+#define AGENT_PATH_CAP   4096
+
+struct agent_share {
+	char tag[AGENT_MAX_TAG + 1];
+	char path[AGENT_PATH_CAP]; /* absolute, normalized, decoded */
+};
+
+struct agent_config {
+	bool allow_root; /* spank_vm.allow_root=1 */
+	size_t nshares;
+	struct agent_share shares[AGENT_MAX_SHARES];
+};
+
+/* Parses the whole command line (as in /proc/cmdline). Unknown spank_vm.*
+ * keys and malformed values are errors: a share silently dropped would run
+ * the job on the wrong files. */
+int agent_parse_cmdline(const char *cmdline, struct agent_config *config, struct svm_err *err);
+
+/* ---- modules.c ---- */
+
+/* Loads the named modules and their dependencies, dependencies first, from
+ * /lib/modules/<release>/ (modules.dep of the initramfs). */
+int agent_load_modules(const char *const *names, size_t count, struct svm_err *err);
+
+/* ---- boot.c ---- */
+
+/* Mounts the early file systems, loads modules, builds the new root and
+ * switches to it; the process stays PID 1. */
+int agent_boot(struct agent_config *config, struct svm_err *err);
+/* Opens the agent's virtio-serial port (waits for it to appear). */
+int agent_open_port(unsigned timeout_ms, struct svm_err *err);
+/* Kills everything, syncs and powers the guest off. Does not return. */
+void agent_poweroff(void) __attribute__((noreturn));
+
+/* ---- power.c: the ACPI power button ---- */
+
+/* The power button's input device, or -1 when the guest has none. */
+int agent_power_button_open(void);
+/* Reads its events: whether the button was pressed. */
+bool agent_power_button_pressed(int fd);
+
+/* ---- channel.c: the port, framing, the connection's state ---- */
+
+struct agent_channel;
+
+/* port: the agent's port; power_button: its input device or -1. */
+struct agent_channel *agent_channel_new(int port, int power_button,
+                                        const struct agent_config *config, struct svm_err *err);
+/* Serves until POWEROFF. Returns only on a fatal local error. */
+int agent_channel_serve(struct agent_channel *ch, struct svm_err *err);
+
+/* Frames queued for the host (the channel's output queue). The queue only
+ * refuses when memory runs out; callers bound what they queue by credit. */
+int agent_send_error(struct agent_channel *ch, uint32_t session, uint32_t code, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+int agent_send_close(struct agent_channel *ch, uint32_t session);
+int agent_send_started(struct agent_channel *ch, uint32_t session, pid_t pid);
+int agent_send_data(struct agent_channel *ch, uint32_t session, uint8_t stream, const void *bytes,
+                    size_t len);
+int agent_send_eof(struct agent_channel *ch, uint32_t session, uint8_t stream);
+int agent_send_window(struct agent_channel *ch, uint32_t session, uint8_t stream,
+                      uint32_t increment);
+int agent_send_exit(struct agent_channel *ch, uint32_t session, int wait_status);
+/* Whether the output queue has room for more stream data now. */
+bool agent_channel_can_send_data(const struct agent_channel *ch);
+
+/* ---- session.c: the sessions of one connection ---- */
+
+struct agent_session;
+
+struct agent_sessions {
+	struct agent_session *head;
+	size_t count;
+};
+
+#define AGENT_MAX_SESSIONS 1024
+
+/* An EXEC arrived (already known to be a new id): refuses it with
+ * ERROR + CLOSE, or starts the program. */
+void agent_session_exec(struct agent_channel *ch, struct agent_sessions *all, uint32_t id,
+                        const struct svm_proto_frame *frame, bool allow_root);
+/* Any other session frame for a live session id; returns false when the id
+ * is not live (the caller decides between dropping and UNKNOWN_SESSION). */
+bool agent_session_frame(struct agent_channel *ch, struct agent_sessions *all,
+                         const struct svm_proto_frame *frame);
+
+/* The poll loop: each session adds its descriptors, then handles their events. */
+struct pollfd;
+size_t agent_sessions_poll_count(const struct agent_sessions *all);
+size_t agent_sessions_fill_poll(struct agent_channel *ch, struct agent_sessions *all,
+                                struct pollfd *fds);
+void agent_sessions_handle_poll(struct agent_channel *ch, struct agent_sessions *all,
+                                const struct pollfd *fds);
+/* A child was reaped: the session it belonged to records its status. */
+void agent_sessions_reaped(struct agent_channel *ch, struct agent_sessions *all, pid_t pid,
+                           int wait_status);
+/* Sessions whose program exited and whose output streams all ended send
+ * EXIT and CLOSE. */
+void agent_sessions_finish(struct agent_channel *ch, struct agent_sessions *all);
+/* The connection is gone or failed: SIGKILL every program, forget all. */
+void agent_sessions_kill_all(struct agent_sessions *all);
+
+/* ---- spawn.c: the child between fork and execve ---- */
+
+/* What the child reports through its close-on-exec status pipe. */
+enum agent_spawn_stage {
+	AGENT_SPAWN_SETUP = 1, /* descriptors, session, signals */
+	AGENT_SPAWN_IDENTITY = 2,
+	AGENT_SPAWN_CHDIR = 3,
+	AGENT_SPAWN_EXEC = 4,
+};
+
+struct agent_spawn_report {
+	int32_t stage;
+	int32_t error; /* errno */
+};
+
+struct agent_spawn {
+	char **argv;
+	char **envp;
+	const char *cwd;
+	uid_t uid;
+	gid_t gid;
+	size_t ngroups;
+	gid_t *groups;
+	mode_t umask;
+	int stdin_fd; /* -1: /dev/null */
+	int stdout_fd;
+	int stderr_fd;
+	int extra_fd; /* -1: none */
+	int extra_target;
+	int status_fd; /* close-on-exec write end */
+};
+
+/* At start: raises the agent's descriptor limit, remembering the default
+ * for programs. */
+int agent_spawn_init_limits(struct svm_err *err);
+/* In the child: never returns. */
+void agent_spawn_child(const struct agent_spawn *sp) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,321 @@
+/* Boot: from the initramfs to the guest's root, as PID 1.
+ *
+ *   initramfs /proc, /sys, /dev      to read the command line, load modules
+ *   /run/svm/lower   9p "hostroot", read-only: the host's /
+ *   /run/svm/rw      tmpfs: upper/ and work/ of the overlay
+ *   /run/svm/root    overlay(lower, rw/upper, rw/work): writable, changes
+ *                    stay in guest RAM and vanish with the guest
+ *
+ * then the new root is moved onto / and chrooted into (the agent keeps
+ * running: nothing to exec), /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp
+ * and /run are mounted fresh inside it, and last each spank_vm.share is
+ * mounted at its path, 9p read-write, nosuid, nodev (last, so that a share
+ * may be below /tmp or /run). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "spank_vm/domain_xml.h"
+
+#define STAGE_DIR "/run/svm"
+#define LOWER_DIR STAGE_DIR "/lower"
+#define RW_DIR    STAGE_DIR "/rw"
+#define ROOT_DIR  STAGE_DIR "/root"
+/* 9p messages of 256 KiB: the default 8 KiB makes every read a round trip. */
+#define NINEP_OPTS   "trans=virtio,version=9p2000.L,msize=262144"
+#define PORTS_DIR    "/sys/class/virtio-ports"
+#define NOSUID_NODEV (MS_NOSUID | MS_NODEV)
+
+/* The same list as spank-vm-image's AGENT_MODULES. */
+static const char *const wanted_modules[] = {"virtio_pci", "virtio_console", "9pnet_virtio", "9p",
+                                             "overlay",    "button",         "evdev"};
+
+static int do_mount(const char *source, const char *target, const char *type, unsigned long flags,
+                    const char *data, struct svm_err *err)
+{
+	if (mount(source, target, type, flags, data) != 0)
+		return svm_err_errno(err, errno, "mount %s (%s) on %s", source, type ? type : "-",
+		                     target);
+	return 0;
+}
+
+/* mkdir -p; existing directories are fine. */
+static int make_dirs(const char *path, mode_t mode, struct svm_err *err)
+{
+	char buf[AGENT_PATH_CAP + 64];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return svm_err_set(err, "path too long: %.100s", path);
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return svm_err_errno(err, errno, "mkdir %s", buf);
+		*p = saved;
+		if (saved == '\0')
+			return 0;
+	}
+}
+
+/* The kernel gives init no descriptors when the initramfs has no
+ * /dev/console; the console is opened once devtmpfs is up. Without one,
+ * /dev/null keeps fds 0-2 taken, so that no later descriptor (the port)
+ * ever becomes stderr and receives log lines. */
+static void attach_console(void)
+{
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+
+	if (fd < 0)
+		fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (fd != i)
+			(void)dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+}
+
+static int mount_early(struct svm_err *err)
+{
+	if (make_dirs("/proc", 0555, err) != 0 || make_dirs("/sys", 0555, err) != 0 ||
+	    make_dirs("/dev", 0755, err) != 0)
+		return -1;
+	if (do_mount("devtmpfs", "/dev", "devtmpfs", NOSUID_NODEV, "mode=0755", err) != 0)
+		return -1;
+	attach_console();
+	return do_mount("proc", "/proc", "proc", NOSUID_NODEV | MS_NOEXEC, NULL, err) ||
+	       do_mount("sysfs", "/sys", "sysfs", NOSUID_NODEV | MS_NOEXEC, NULL, err);
+}
+
+static int read_cmdline(struct agent_config *config, struct svm_err *err)
+{
+	char text[4096];
+	ssize_t n;
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return svm_err_errno(err, errno, "open /proc/cmdline");
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n < 0)
+		return svm_err_errno(err, errno, "read /proc/cmdline");
+	text[n] = '\0';
+	return agent_parse_cmdline(text, config, err);
+}
+
+static int mount_root(struct svm_err *err)
+{
+	if (make_dirs(LOWER_DIR, 0755, err) != 0 || make_dirs(RW_DIR, 0755, err) != 0 ||
+	    make_dirs(ROOT_DIR, 0755, err) != 0)
+		return -1;
+	if (do_mount(AGENT_ROOT_TAG, LOWER_DIR, "9p", MS_RDONLY, NINEP_OPTS, err) != 0 ||
+	    do_mount("tmpfs", RW_DIR, "tmpfs", 0, "mode=0755", err) != 0 ||
+	    make_dirs(RW_DIR "/upper", 0755, err) != 0 || make_dirs(RW_DIR "/work", 0755, err) != 0)
+		return -1;
+	return do_mount("overlay", ROOT_DIR, "overlay", 0,
+	                "lowerdir=" LOWER_DIR ",upperdir=" RW_DIR "/upper,workdir=" RW_DIR "/work",
+	                err);
+}
+
+/* After the fresh /tmp and /run, so that shares may live below them. */
+static int mount_shares(const struct agent_config *config, struct svm_err *err)
+{
+	for (size_t i = 0; i < config->nshares; i++) {
+		const struct agent_share *s = &config->shares[i];
+
+		/* A missing mount point is made in the overlay or a tmpfs (guest
+		 * RAM); the host's tree is never written. */
+		if (make_dirs(s->path, 0755, err) != 0 ||
+		    do_mount(s->tag, s->path, "9p", NOSUID_NODEV, NINEP_OPTS ",cache=mmap", err) !=
+		            0)
+			return -1;
+		agent_log("share %s mounted at %s", s->tag, s->path);
+	}
+	return 0;
+}
+
+static int switch_root(struct svm_err *err)
+{
+	/* The initramfs mounts would stay behind, hidden under the new root. */
+	if (umount2("/proc", MNT_DETACH) != 0 || umount2("/sys", MNT_DETACH) != 0 ||
+	    umount2("/dev", MNT_DETACH) != 0)
+		return svm_err_errno(err, errno, "unmount the initramfs's /proc, /sys, /dev");
+	if (chdir(ROOT_DIR) != 0)
+		return svm_err_errno(err, errno, "chdir " ROOT_DIR);
+	if (do_mount(ROOT_DIR, "/", NULL, MS_MOVE, NULL, err) != 0)
+		return -1;
+	if (chroot(".") != 0)
+		return svm_err_errno(err, errno, "chroot");
+	if (chdir("/") != 0)
+		return svm_err_errno(err, errno, "chdir /");
+	return 0;
+}
+
+static int make_dev_links(struct svm_err *err)
+{
+	static const char *const links[][2] = {{"/proc/self/fd", "/dev/fd"},
+	                                       {"/proc/self/fd/0", "/dev/stdin"},
+	                                       {"/proc/self/fd/1", "/dev/stdout"},
+	                                       {"/proc/self/fd/2", "/dev/stderr"}};
+
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (symlink(links[i][0], links[i][1]) != 0 && errno != EEXIST)
+			return svm_err_errno(err, errno, "symlink %s", links[i][1]);
+	return 0;
+}
+
+static int mount_inside(struct svm_err *err)
+{
+	if (do_mount("proc", "/proc", "proc", NOSUID_NODEV | MS_NOEXEC, NULL, err) != 0 ||
+	    do_mount("sysfs", "/sys", "sysfs", NOSUID_NODEV | MS_NOEXEC, NULL, err) != 0 ||
+	    do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", err) != 0)
+		return -1;
+	attach_console();
+	if (make_dirs("/dev/pts", 0755, err) != 0 || make_dirs("/dev/shm", 01777, err) != 0 ||
+	    make_dev_links(err) != 0)
+		return -1;
+	return do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	                "gid=5,mode=0620,ptmxmode=0666", err) ||
+	       do_mount("tmpfs", "/dev/shm", "tmpfs", NOSUID_NODEV, "mode=1777", err) ||
+	       do_mount("tmpfs", "/tmp", "tmpfs", NOSUID_NODEV, "mode=1777", err) ||
+	       do_mount("tmpfs", "/run", "tmpfs", NOSUID_NODEV, "mode=0755", err);
+}
+
+/* Programs (MPI, PMIx) expect a working loopback interface. */
+static int loopback_up(struct svm_err *err)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
+
+	if (fd < 0)
+		return svm_err_errno(err, errno, "socket");
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+		rc = svm_err_errno(err, errno, "SIOCGIFFLAGS lo");
+	ifr.ifr_flags |= IFF_UP;
+	if (rc == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
+		rc = svm_err_errno(err, errno, "SIOCSIFFLAGS lo");
+	close(fd);
+	return rc;
+}
+
+int agent_boot(struct agent_config *config, struct svm_err *err)
+{
+	if (mount_early(err) != 0 || read_cmdline(config, err) != 0 ||
+	    agent_load_modules(wanted_modules, sizeof(wanted_modules) / sizeof(wanted_modules[0]),
+	                       err) != 0 ||
+	    mount_root(err) != 0 || switch_root(err) != 0 || mount_inside(err) != 0 ||
+	    mount_shares(config, err) != 0)
+		return -1;
+	if (loopback_up(err) != 0)
+		agent_log("loopback stays down: %s", err->msg);
+	return 0;
+}
+
+/* ---- the agent's port ---- */
+
+static bool read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
+}
+
+/* The port's device node; created from its major:minor when devtmpfs lacks it. */
+static int open_port_dev(const char *port, struct svm_err *err)
+{
+	char path[300], text[32], dev[64];
+	unsigned maj, min;
+	int fd;
+
+	snprintf(path, sizeof(path), PORTS_DIR "/%s/dev", port);
+	if (!read_small(path, text, sizeof(text)) || sscanf(text, "%u:%u", &maj, &min) != 2)
+		return svm_err_set(err, "cannot read %s", path);
+	snprintf(dev, sizeof(dev), "/dev/%s", port);
+	if (mknod(dev, S_IFCHR | 0600, makedev(maj, min)) != 0 && errno != EEXIST)
+		return svm_err_errno(err, errno, "mknod %s", dev);
+	fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return svm_err_errno(err, errno, "open %s", dev);
+	agent_log("agent port is %s", dev);
+	return fd;
+}
+
+/* Ports appear when the host announces them, possibly after the driver loaded. */
+static bool find_port(char *port, size_t cap)
+{
+	DIR *dir = opendir(PORTS_DIR);
+	struct dirent *e;
+	char path[300], name[128];
+	bool found = false;
+
+	if (dir == NULL)
+		return false;
+	while (!found && (e = readdir(dir)) != NULL) {
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= cap)
+			continue;
+		snprintf(path, sizeof(path), PORTS_DIR "/%s/name", e->d_name);
+		if (read_small(path, name, sizeof(name)) &&
+		    strcmp(name, SVM_AGENT_CHANNEL_NAME) == 0) {
+			strcpy(port, e->d_name);
+			found = true;
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
+int agent_open_port(unsigned timeout_ms, struct svm_err *err)
+{
+	const struct timespec tick = {0, 10 * 1000 * 1000};
+	char port[64];
+
+	for (unsigned waited = 0; waited <= timeout_ms; waited += 10) {
+		if (find_port(port, sizeof(port)))
+			return open_port_dev(port, err);
+		nanosleep(&tick, NULL);
+	}
+	return svm_err_set(err, "no virtio port named " SVM_AGENT_CHANNEL_NAME " after %u ms",
+	                   timeout_ms);
+}
+
+void agent_poweroff(void)
+{
+	/* PID 1 is spared by kill(-1): everything else goes. */
+	(void)kill(-1, SIGKILL);
+	sync();
+	(void)reboot(RB_POWER_OFF);
+	/* Only reached if reboot failed; PID 1 may not exit (kernel panic). */
+	for (;;)
+		pause();
+}

@@ -1,0 +1,178 @@
+/* The guest's configuration comes from the kernel command line, the only
+ * input the host can give a guest before the channel is up:
+ *
+ *   spank_vm.share=TAG:PATH    mount the 9p share TAG read-write at PATH
+ *                              (nosuid, nodev); PATH is percent-encoded
+ *                              (%XX for any byte, mandatory for spaces, '%'
+ *                              and ':'), absolute, without "." or ".."
+ *                              components; at most AGENT_MAX_SHARES
+ *   spank_vm.allow_root=0|1    whether EXEC may ask for uid/gid 0 (default 0)
+ *
+ * The kernel does not pass dotted parameters to init, so they are read from
+ * /proc/cmdline. Anything else under spank_vm. is refused. */
+#include <string.h>
+
+#include "agent.h"
+
+#define PARAM_PREFIX "spank_vm."
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int percent_decode(const char *in, size_t len, char *out, size_t cap, struct svm_err *err)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int hi, lo;
+		char c = in[i];
+
+		if (c == '%') {
+			if (i + 2 >= len)
+				return svm_err_set(err, "truncated percent escape in share path");
+			hi = hex_value(in[i + 1]);
+			lo = hex_value(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return svm_err_set(err, "bad percent escape in share path");
+			c = (char)(hi * 16 + lo);
+			i += 2;
+		}
+		if (c == '\0')
+			return svm_err_set(err, "share path holds a NUL byte");
+		if (o + 1 >= cap)
+			return svm_err_set(err, "share path longer than %d bytes",
+			                   AGENT_PATH_CAP - 1);
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Absolute, no empty, "." or ".." components, not "/" itself, and not where
+ * the agent mounts its own file systems. */
+static int check_share_path(const char *path, struct svm_err *err)
+{
+	static const char *const reserved[] = {"/proc", "/sys", "/dev"};
+	const char *p = path;
+
+	if (path[0] != '/' || path[1] == '\0')
+		return svm_err_set(err, "share path '%.200s' must be absolute and not /", path);
+	while (*p == '/') {
+		const char *end = strchrnul(p + 1, '/');
+		size_t n = (size_t)(end - p - 1);
+
+		if (n == 0 || (n == 1 && p[1] == '.') || (n == 2 && p[1] == '.' && p[2] == '.'))
+			return svm_err_set(
+			        err, "share path '%.200s' has an empty, . or .. component", path);
+		p = end;
+	}
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		size_t n = strlen(reserved[i]);
+
+		if (strncmp(path, reserved[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))
+			return svm_err_set(err,
+			                   "share path '%.200s' is under %s, which the agent "
+			                   "mounts itself",
+			                   path, reserved[i]);
+	}
+	return 0;
+}
+
+static int check_tag(const char *tag, size_t len, struct svm_err *err)
+{
+	if (len == 0 || len > AGENT_MAX_TAG)
+		return svm_err_set(err, "share tag must have 1..%d characters", AGENT_MAX_TAG);
+	for (size_t i = 0; i < len; i++) {
+		char c = tag[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+
+		if (!ok)
+			return svm_err_set(err,
+			                   "share tag '%.*s' may only hold letters, digits, "
+			                   "'_', '-' and '.'",
+			                   (int)len, tag);
+	}
+	if (len == strlen(AGENT_ROOT_TAG) && memcmp(tag, AGENT_ROOT_TAG, len) == 0)
+		return svm_err_set(err, "share tag '%s' is the root file system's", AGENT_ROOT_TAG);
+	return 0;
+}
+
+static int parse_share(const char *value, size_t len, struct agent_config *config,
+                       struct svm_err *err)
+{
+	const char *colon = memchr(value, ':', len);
+	struct agent_share *share;
+	size_t tag_len;
+
+	if (config->nshares == AGENT_MAX_SHARES)
+		return svm_err_set(err, "more than %d shares", AGENT_MAX_SHARES);
+	if (colon == NULL)
+		return svm_err_set(err, "spank_vm.share needs TAG:PATH");
+	tag_len = (size_t)(colon - value);
+	if (check_tag(value, tag_len, err) != 0)
+		return -1;
+	share = &config->shares[config->nshares];
+	memcpy(share->tag, value, tag_len);
+	share->tag[tag_len] = '\0';
+	if (percent_decode(colon + 1, len - tag_len - 1, share->path, sizeof(share->path), err) !=
+	            0 ||
+	    check_share_path(share->path, err) != 0)
+		return -1;
+	for (size_t i = 0; i < config->nshares; i++)
+		if (strcmp(config->shares[i].tag, share->tag) == 0)
+			return svm_err_set(err, "share tag '%s' given twice", share->tag);
+	config->nshares++;
+	return 0;
+}
+
+static int parse_param(const char *word, size_t len, struct agent_config *config,
+                       struct svm_err *err)
+{
+	const size_t plen = strlen(PARAM_PREFIX);
+	const char *key = word + plen;
+	const char *eq = memchr(word, '=', len);
+	size_t key_len, value_len;
+
+	if (len < plen || memcmp(word, PARAM_PREFIX, plen) != 0)
+		return 0;
+	if (eq == NULL)
+		return svm_err_set(err, "'%.*s' needs a value", (int)len, word);
+	key_len = (size_t)(eq - key);
+	value_len = len - (size_t)(eq + 1 - word);
+	if (key_len == 5 && memcmp(key, "share", 5) == 0)
+		return parse_share(eq + 1, value_len, config, err);
+	if (key_len == 10 && memcmp(key, "allow_root", 10) == 0 && value_len == 1 &&
+	    (eq[1] == '0' || eq[1] == '1')) {
+		config->allow_root = eq[1] == '1';
+		return 0;
+	}
+	return svm_err_set(err,
+	                   "unknown or malformed kernel parameter '%.*s' (known: "
+	                   "spank_vm.share=TAG:PATH, spank_vm.allow_root=0|1)",
+	                   (int)(len > 200 ? 200 : len), word);
+}
+
+int agent_parse_cmdline(const char *cmdline, struct agent_config *config, struct svm_err *err)
+{
+	const char *p = cmdline;
+
+	memset(config, 0, sizeof(*config));
+	while (*p != '\0') {
+		size_t len = strcspn(p, " \t\n");
+
+		if (len > 0 && parse_param(p, len, config, err) != 0)
+			return -1;
+		p += len;
+		p += strspn(p, " \t\n");
+	}
+	return 0;
+}

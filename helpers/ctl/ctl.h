@@ -1,0 +1,30 @@
+/* spank-vm-ctl: what an admin needs to see and clean up on a node. */
+#ifndef SPANK_VM_CTL_H
+#define SPANK_VM_CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spank_vm/config.h"
+#include "spank_vm/error.h"
+
+#define CTL_PREFIX "spank_vm: spank-vm-ctl: "
+
+struct ctl {
+	struct svm_config config;
+	char node[SVM_IMAGE_NAME_MAX + 1];
+	const char *uri;
+	bool dry_run;
+	unsigned console_lines;
+};
+
+/* The job ids with a runtime directory or a guest on this node, sorted;
+ * returns the count (at most max) or -1. */
+int ctl_known_jobs(const struct ctl *c, uint32_t *jobs, int max, struct svm_err *err);
+
+int ctl_list(const struct ctl *c, struct svm_err *err);
+int ctl_show(const struct ctl *c, uint32_t job, struct svm_err *err);
+int ctl_console(const struct ctl *c, uint32_t job, struct svm_err *err);
+int ctl_gc(const struct ctl *c, struct svm_err *err);
+
+#endif

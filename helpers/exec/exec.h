@@ -1,0 +1,65 @@
+/* spank-vm-exec: the task proxy. One process, one poll() loop: it runs the
+ * task's program in the guest through spank-vm-mux and stands in for it on
+ * the host (stdio, the extra stream, signals, exit status). helpers/exec/README.md. */
+#ifndef SPANK_VM_EXEC_H
+#define SPANK_VM_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spank_vm/byte_queue.h"
+#include "spank_vm/proto.h"
+
+#define EXEC_PREFIX "spank_vm: "
+
+/* Exit statuses of the proxy itself (the program's own status otherwise). */
+#define EXEC_EXIT_USAGE       64  /* bad command line, or a task EXEC cannot carry */
+#define EXEC_EXIT_UNAVAILABLE 69  /* the mux socket did not accept within --wait-timeout */
+#define EXEC_EXIT_INTERNAL    70  /* the proxy's own failure (memory, poll) */
+#define EXEC_EXIT_PROTOCOL    76  /* ERROR from the mux or agent, or the connection was lost */
+#define EXEC_EXIT_NOPERM      77  /* the mux or the guest refused the task's identity */
+#define EXEC_EXIT_CANNOT_EXEC 126 /* the guest could not chdir or execve the program */
+
+#define EXEC_SESSION 1u /* the proxy's one session */
+
+/* Bytes from the guest to a host fd (stdout, stderr, the extra fd). */
+struct exec_sink {
+	int fd;
+	bool is_socket;
+	bool chunked; /* pipes and ttys: writes of PIPE_BUF after POLLOUT never block */
+	bool eof;     /* the guest sent EOF: finish the queue, then done */
+	bool broken;  /* the reader went away: bytes are dropped from now on */
+	bool done;
+	struct svm_byte_queue q;
+	struct svm_proto_recv_window window;
+};
+
+/* Bytes from a host fd to the guest (stdin, the extra fd). */
+struct exec_source {
+	int fd;
+	bool open; /* the EXEC asked for this stream and no EOF went yet */
+	bool is_socket;
+	struct svm_proto_send_credit credit;
+};
+
+struct exec_proxy {
+	int sock;
+	int signal_fd;
+	struct svm_proto_reader *reader;
+	struct svm_byte_queue out;
+	bool hello_seen, ready, exec_sent, exited, close_sent, close_received;
+	bool write_lost; /* the mux stopped reading: what it sent last still counts */
+	struct svm_proto_exit status;
+	uint32_t flags;
+	struct exec_sink sinks[SVM_PROTO_STREAMS];     /* 1, 2, 3 */
+	struct exec_source sources[SVM_PROTO_STREAMS]; /* 0, 3 */
+	int fail_code; /* nonzero: stop with this exit status and message */
+	char fail_msg[1200];
+};
+
+/* relay.c */
+int exec_relay(struct exec_proxy *p, struct svm_proto_exec *exec);
+void exec_fail(struct exec_proxy *p, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+#endif

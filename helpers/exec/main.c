@@ -1,0 +1,359 @@
+/* spank-vm-exec: command line, the EXEC request built from the proxy's own
+ * state (argv, environment, cwd, identity, umask), connecting to the mux,
+ * and leaving with the program's status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "spank_vm/values.h"
+#include "exec.h"
+
+extern char **environ;
+
+#define CONNECT_RETRY_MIN_MS 10
+#define CONNECT_RETRY_MAX_MS 200
+
+static const char usage_text[] =
+        "usage: spank-vm-exec [--socket PATH] [--wait-timeout SECONDS] [--extra-fd N]\n"
+        "                     -- PROGRAM [ARGS...]\n"
+        "Runs PROGRAM in the job's guest through spank-vm-mux (socket from --socket or\n"
+        "SPANK_VM_SOCKET) and exits with its status. Own failures: 64 usage, 69 guest\n"
+        "unavailable, 70 internal, 76 protocol error or connection lost, 77 identity\n"
+        "refused, 126 the program could not be started in the guest.\n";
+
+/* Signals a task receives from Slurm or a terminal, forwarded to the program. */
+static const int forwarded_signals[] = {SIGINT,  SIGTERM, SIGHUP,  SIGUSR1,
+                                        SIGUSR2, SIGCONT, SIGTSTP, SIGQUIT};
+
+struct exec_opts {
+	const char *socket_path;
+	double wait_timeout;
+	int extra_fd;           /* -1: none */
+	char **argv;            /* the program and its arguments */
+	const char *ready_file; /* task mode: the mux's readiness line */
+	const char *job_dir;    /* task mode: where guest.error would be */
+};
+
+static struct svm_proto_exec exec_request; /* large */
+
+static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+static void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(EXEC_PREFIX, stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+/* The program was killed by signo: so is the proxy, for Slurm to report it. */
+static void die_by_signal(int signo)
+{
+	const struct rlimit no_core = {0, 0};
+	sigset_t set;
+
+	fflush(NULL);
+	setrlimit(RLIMIT_CORE, &no_core); /* the guest had the core, if any */
+	signal(signo, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, signo);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(signo);
+	/* Signals whose default is to ignore or stop do not end a process. */
+	exit(128 + signo);
+}
+
+static void parse_args(int argc, char **argv, struct exec_opts *o)
+{
+	static const struct option long_options[] = {
+	        {"socket", required_argument, NULL, 's'},
+	        {"wait-timeout", required_argument, NULL, 'w'},
+	        {"extra-fd", required_argument, NULL, 'x'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	struct svm_err err;
+	uint64_t v;
+	char *end = NULL;
+	int opt;
+
+	o->socket_path = getenv("SPANK_VM_SOCKET");
+	o->wait_timeout = 60;
+	o->extra_fd = -1;
+	while ((opt = getopt_long(argc, argv, "+h", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			o->socket_path = optarg;
+			break;
+		case 'w':
+			o->wait_timeout = strtod(optarg, &end);
+			if (end == optarg || *end != '\0' ||
+			    !(o->wait_timeout >= 0 && o->wait_timeout <= 86400))
+				die(EXEC_EXIT_USAGE,
+				    "--wait-timeout: expected seconds, got '%.32s'", optarg);
+			break;
+		case 'x':
+			if (svm_parse_uint(optarg, SVM_PROTO_MIN_EXTRA_FD, SVM_PROTO_MAX_EXTRA_FD,
+			                   &v, &err) != 0)
+				die(EXEC_EXIT_USAGE, "--extra-fd: %s", err.msg);
+			o->extra_fd = (int)v;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			die(EXEC_EXIT_USAGE, "bad command line (see --help)");
+		}
+	}
+	if (optind >= argc)
+		die(EXEC_EXIT_USAGE, "no program to run (see --help)");
+	if (o->socket_path == NULL || o->socket_path[0] == '\0')
+		die(EXEC_EXIT_USAGE, "no socket: give --socket or set SPANK_VM_SOCKET");
+	if (o->extra_fd >= 0 && fcntl(o->extra_fd, F_GETFD) < 0)
+		die(EXEC_EXIT_USAGE, "--extra-fd %d is not open", o->extra_fd);
+	o->argv = argv + optind;
+}
+
+/* Task mode: slurmstepd started us in place of a task (the plugin's
+ * task_init). Everything comes from the environment it set: on Slurm 22.05
+ * argv[0] was replaced and the task's program is SPANK_VM_ARGV0; from 23.11
+ * we were prepended and argv[1] is the program. */
+static const char *const task_env[] = {
+        "SPANK_VM_TASK",    "SPANK_VM_ARGV0", "SPANK_VM_SOCKET",   "SPANK_VM_READY_FILE",
+        "SPANK_VM_JOB_DIR", "SPANK_VM_WAIT",  "SPANK_VM_EXTRA_FD", NULL};
+
+static void parse_task_env(int argc, char **argv, struct exec_opts *o)
+{
+	const char *argv0 = getenv("SPANK_VM_ARGV0"), *wait = getenv("SPANK_VM_WAIT");
+	const char *extra = getenv("SPANK_VM_EXTRA_FD");
+	struct svm_err err;
+	uint64_t v;
+
+	o->socket_path = getenv("SPANK_VM_SOCKET");
+	o->ready_file = getenv("SPANK_VM_READY_FILE");
+	o->job_dir = getenv("SPANK_VM_JOB_DIR");
+	o->wait_timeout = 60;
+	o->extra_fd = -1;
+	if (wait != NULL && svm_parse_uint(wait, 1, 86400, &v, &err) == 0)
+		o->wait_timeout = (double)v;
+	if (extra != NULL &&
+	    svm_parse_uint(extra, SVM_PROTO_MIN_EXTRA_FD, SVM_PROTO_MAX_EXTRA_FD, &v, &err) == 0)
+		o->extra_fd = (int)v;
+	if (argv0 != NULL) {
+		argv[0] = (char *)argv0;
+		o->argv = argv;
+	} else {
+		o->argv = argv + 1;
+	}
+	if (o->argv[0] == NULL || argc < 1)
+		die(EXEC_EXIT_USAGE, "no program to run");
+	if (o->socket_path == NULL || o->socket_path[0] == '\0')
+		die(EXEC_EXIT_USAGE, "no socket: SPANK_VM_SOCKET is not set");
+	for (const char *const *name = task_env; *name != NULL; name++)
+		unsetenv(*name);
+}
+
+/* The reason the job's guest will never come, if the node recorded one:
+ * spank-vm-provision's (guest.error in the job's directory) or the mux's
+ * ("error: ..." in the ready file). */
+static bool guest_failed(const struct exec_opts *o, char *why, size_t len)
+{
+	char path[4096];
+	FILE *f = NULL;
+
+	if (o->job_dir != NULL) {
+		snprintf(path, sizeof(path), "%s/guest.error", o->job_dir);
+		f = fopen(path, "re");
+	}
+	if (f == NULL && o->ready_file != NULL)
+		f = fopen(o->ready_file, "re");
+	if (f == NULL)
+		return false;
+	why[0] = '\0';
+	if (fgets(why, (int)len, f) == NULL)
+		why[0] = '\0';
+	fclose(f);
+	why[strcspn(why, "\n")] = '\0';
+	if (strncmp(why, "error: ", 7) == 0)
+		memmove(why, why + 7, strlen(why + 7) + 1);
+	return why[0] != '\0' && strcmp(why, "ready") != 0;
+}
+
+static int block_signals(void)
+{
+	sigset_t set;
+	int fd;
+
+	/* An ignored signal never reaches the signalfd, and a shell starts
+	 * background commands with SIGINT and SIGQUIT ignored: the program
+	 * decides what it ignores, so the proxy takes every one it forwards. */
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++)
+		sigaddset(&set, forwarded_signals[i]);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		die(EXEC_EXIT_INTERNAL, "cannot set up signals: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++)
+		if (signal(forwarded_signals[i], SIG_DFL) == SIG_ERR)
+			die(EXEC_EXIT_INTERNAL, "cannot set up signals: %s", strerror(errno));
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		die(EXEC_EXIT_INTERNAL, "signalfd: %s", strerror(errno));
+	return fd;
+}
+
+/* While nothing runs in the guest yet, a terminating signal ends the proxy
+ * as it would have ended the program. */
+static void check_early_signal(int signal_fd)
+{
+	struct signalfd_siginfo info;
+
+	while (read(signal_fd, &info, sizeof(info)) == (ssize_t)sizeof(info))
+		if (info.ssi_signo != SIGCONT && info.ssi_signo != SIGTSTP)
+			die_by_signal((int)info.ssi_signo);
+}
+
+/* 0 connected, 1 not there yet (retry), -1 a real error (errno set). */
+static int try_connect(const char *path, int *fd_out)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd, saved;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		die(EXEC_EXIT_USAGE, "socket path %s is too long", path);
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+		*fd_out = fd;
+		return 0;
+	}
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return saved == ENOENT || saved == ECONNREFUSED || saved == EAGAIN ? 1 : -1;
+}
+
+/* The mux publishes its socket once the guest is ready: a missing socket
+ * means a guest still booting, so wait for it, boundedly. */
+static int connect_mux(const struct exec_opts *o, int signal_fd)
+{
+	double waited_ms = 0;
+	int delay = CONNECT_RETRY_MIN_MS, fd = -1, rc;
+	struct pollfd pfd = {.fd = signal_fd, .events = POLLIN};
+
+	char why[1024];
+
+	while ((rc = try_connect(o->socket_path, &fd)) == 1 && waited_ms < o->wait_timeout * 1000) {
+		if (guest_failed(o, why, sizeof(why)))
+			die(EXEC_EXIT_UNAVAILABLE, "the job's guest did not come up: %s", why);
+		if (poll(&pfd, 1, delay) > 0)
+			check_early_signal(signal_fd);
+		waited_ms += delay;
+		delay = delay * 2 > CONNECT_RETRY_MAX_MS ? CONNECT_RETRY_MAX_MS : delay * 2;
+	}
+	if (rc == 1)
+		die(EXEC_EXIT_UNAVAILABLE,
+		    "the job's guest is not reachable: %s did not accept "
+		    "within %.0f s (%s)",
+		    o->socket_path, o->wait_timeout, strerror(errno));
+	if (rc < 0)
+		die(EXEC_EXIT_UNAVAILABLE, "cannot connect to %s: %s", o->socket_path,
+		    strerror(errno));
+	return fd;
+}
+
+static bool stdin_present(void)
+{
+	struct stat in, null;
+
+	if (fstat(STDIN_FILENO, &in) != 0)
+		return false; /* closed */
+	if (!S_ISCHR(in.st_mode) || stat("/dev/null", &null) != 0)
+		return true;
+	return in.st_rdev != null.st_rdev;
+}
+
+static void add_identity(struct svm_proto_exec *e)
+{
+	gid_t groups[SVM_PROTO_MAX_GROUPS];
+	int n = getgroups(SVM_PROTO_MAX_GROUPS, groups);
+	struct svm_err err;
+	mode_t mask = umask(0);
+
+	umask(mask);
+	if (n < 0)
+		die(EXEC_EXIT_INTERNAL, "getgroups: %s", strerror(errno));
+	e->uid = getuid();
+	e->gid = getgid();
+	e->umask = mask;
+	for (int i = 0; i < n; i++)
+		if (svm_proto_exec_add_group(e, groups[i], &err) != 0)
+			die(EXEC_EXIT_USAGE, "%s", err.msg);
+}
+
+static void build_exec(const struct exec_opts *o, struct svm_proto_exec *e, char *cwd)
+{
+	struct svm_err err;
+
+	svm_proto_exec_init(e);
+	for (char **arg = o->argv; *arg != NULL; arg++)
+		if (svm_proto_exec_add_arg(e, *arg, strlen(*arg), &err) != 0)
+			die(EXEC_EXIT_USAGE, "%s", err.msg);
+	for (char **env = environ; *env != NULL; env++)
+		if (svm_proto_exec_add_env(e, *env, strlen(*env), &err) != 0)
+			die(EXEC_EXIT_USAGE, "%s", err.msg);
+	e->cwd.data = (const uint8_t *)cwd;
+	e->cwd.len = strlen(cwd);
+	add_identity(e);
+	if (stdin_present())
+		e->flags |= SVM_PROTO_EXEC_HAS_STDIN;
+	if (o->extra_fd >= 0) {
+		e->flags |= SVM_PROTO_EXEC_HAS_EXTRA;
+		e->extra_fd = (uint32_t)o->extra_fd;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct exec_proxy p;
+	struct exec_opts o = {0};
+	char *cwd;
+	int rc;
+
+	if (getenv("SPANK_VM_TASK") != NULL)
+		parse_task_env(argc, argv, &o);
+	else
+		parse_args(argc, argv, &o);
+	cwd = getcwd(NULL, 0);
+	if (cwd == NULL)
+		die(EXEC_EXIT_USAGE, "cannot name the working directory: %s", strerror(errno));
+	build_exec(&o, &exec_request, cwd);
+	p.signal_fd = block_signals();
+	p.sock = connect_mux(&o, p.signal_fd);
+	p.sinks[SVM_PROTO_EXTRA].fd = o.extra_fd;
+	p.sources[SVM_PROTO_EXTRA].fd = o.extra_fd;
+	rc = exec_relay(&p, &exec_request);
+	free(cwd);
+	if (p.fail_code != 0)
+		die(p.fail_code, "%s", p.fail_msg);
+	if (p.status.kind == SVM_PROTO_KILLED)
+		die_by_signal(p.status.signo);
+	return rc;
+}
