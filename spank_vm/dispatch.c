@@ -41,6 +41,20 @@ int slurm_spank_task_post_fork(spank_t sp, int ac, char **av)
 	return svm_slurmstepd_task_post_fork(sp, ac, av);
 }
 
+int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
+{
+	if (spank_context() != S_CTX_REMOTE)
+		return 0;
+	return svm_slurmstepd_task_init_privileged(sp, ac, av);
+}
+
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+	if (spank_context() != S_CTX_REMOTE)
+		return 0;
+	return svm_slurmstepd_task_init(sp, ac, av);
+}
+
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
 	return svm_job_script_prolog(sp, ac, av);

@@ -5,6 +5,8 @@
  * lines and records failures where the job's tasks will find them. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,15 +51,21 @@ static int make_guest_dir(uint32_t job_id, uid_t uid, gid_t gid, char *dir, size
 
 static void record_failure(uint32_t job_id, const char *output)
 {
-	char line[1024];
+	char line[1024], path[SVM_PATH_MAX + 32];
 	struct svm_err err;
 
 	snprintf(line, sizeof(line), "%.*s", (int)strcspn(output, "\n"), output);
 	svm_error("job %u: no guest: %s", job_id, line);
 	strncat(line, "\n", sizeof(line) - strlen(line) - 1);
 	if (svm_job_file_write(svm_plugin.config.runtime_dir, job_id, SVM_GUEST_ERROR_FILE, line,
-	                       &err) != 0)
+	                       &err) != 0) {
 		svm_error("job %u: %s", job_id, err.msg);
+		return;
+	}
+	/* The job's tasks (the user's) print it: readable, in a 0711 directory. */
+	job_path(job_id, SVM_GUEST_ERROR_FILE, path, sizeof(path));
+	if (chmod(path, 0644) != 0)
+		svm_error("job %u: chmod %s: %s", job_id, path, strerror(errno));
 }
 
 struct start_args {
@@ -85,6 +93,26 @@ static void add_pair(struct argv_builder *b, const char *option, const char *val
 {
 	add(b, option);
 	add(b, value);
+}
+
+/* A directory the guest may mount read-write over its own tree: absolute,
+ * not the root or a kernel file system, and not already inside `covered`. */
+static bool shareable(const char *dir, const char *covered)
+{
+	static const char *const kernel_fs[] = {"/proc", "/sys", "/dev"};
+	size_t n;
+
+	if (dir[0] != '/' || strcmp(dir, "/") == 0 || svm_check_abs_path(dir, NULL) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(kernel_fs) / sizeof(kernel_fs[0]); i++) {
+		n = strlen(kernel_fs[i]);
+		if (strncmp(dir, kernel_fs[i], n) == 0 && (dir[n] == '/' || dir[n] == '\0'))
+			return false;
+	}
+	if (covered == NULL || covered[0] == '\0')
+		return true;
+	n = strlen(covered);
+	return !(strncmp(dir, covered, n) == 0 && (dir[n] == '/' || dir[n] == '\0'));
 }
 
 static int build_start_argv(const struct svm_guest_job *job, struct start_args *a,
@@ -123,13 +151,17 @@ static int build_start_argv(const struct svm_guest_job *job, struct start_args *
 		add_pair(b, "--image", job->req->image);
 	if (!cfg->hard_limit)
 		add(b, "--no-hard-limit");
+	if (shareable(job->home, NULL))
+		add_pair(b, "--guest-share", job->home);
+	if (shareable(job->workdir, job->home))
+		add_pair(b, "--guest-share", job->workdir);
 	return b->overflow ? -1 : 0;
 }
 
 int svm_guest_start(const struct svm_guest_job *job)
 {
 	struct argv_builder b = {.n = 0};
-	struct start_args a;
+	struct start_args a = {0};
 	char output[1024];
 
 	if (svm_guest_domain_name(job->job_id, a.name, sizeof(a.name)) != 0 ||
@@ -144,7 +176,7 @@ int svm_guest_start(const struct svm_guest_job *job)
 		return -1;
 	}
 	svm_verbose("job %u: %.*s", job->job_id, (int)strcspn(output, "\n"), output);
-	return 0;
+	return svm_guest_start_mux(job);
 }
 
 void svm_guest_stop(uint32_t job_id)
@@ -157,6 +189,8 @@ void svm_guest_stop(uint32_t job_id)
 
 	if (svm_guest_domain_name(job_id, name, sizeof(name)) != 0)
 		return;
+	/* The mux first: it powers the guest off (POWEROFF) as it goes. */
+	svm_guest_stop_mux(job_id);
 	if (svm_run_helper(PROVISION_HELPER, (char *const *)argv, STOP_TIMEOUT_S, output,
 	                   sizeof(output)) != 0)
 		svm_error("job %u: stopping %s: %.*s", job_id, name, (int)strcspn(output, "\n"),
@@ -169,4 +203,142 @@ void svm_guest_stop(uint32_t job_id)
 	if (svm_remove_tree_at(parent, SVM_GUEST_DIR, &err) != 0)
 		svm_error("job %u: removing the guest directory: %s", job_id, err.msg);
 	close(parent);
+}
+
+/* ---- the mux: one per guest, the job's user's end of the agent channel ---- */
+
+#define MUX_HELPER   "spank-vm-mux"
+#define MUX_PID_FILE "mux.pid"
+
+static int open_ready_file(const char *guest_dir)
+{
+	char path[SVM_PATH_MAX + 48];
+
+	/* O_EXCL + O_NOFOLLOW: the directory is the user's, a planted link must
+	 * not redirect what root opens. */
+	snprintf(path, sizeof(path), "%s/%s", guest_dir, SVM_GUEST_READY_FILE);
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
+/* Grandchild side: only async-signal-safe calls (slurmstepd has threads). */
+static void exec_mux(char *const argv[], int ready_fd)
+{
+	static char *const env[] = {(char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	int null_fd = open("/dev/null", O_RDWR);
+
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
+	    dup2(null_fd, STDERR_FILENO) < 0 || dup2(ready_fd, 3) < 0)
+		_exit(126);
+	close_range(4, ~0U, 0);
+	execve(argv[0], argv, env);
+	_exit(127);
+}
+
+/* Forks twice so the mux is nobody's child here (slurmstepd reaps what it
+ * forked) yet stays in the job's cgroups; returns the mux's pid. */
+static pid_t spawn_detached(char *const argv[], int ready_fd)
+{
+	int pipe_fds[2];
+	pid_t child, pid = -1;
+
+	if (pipe2(pipe_fds, O_CLOEXEC) != 0)
+		return -1;
+	child = fork();
+	if (child == 0) {
+		pid_t grandchild;
+
+		setsid();
+		grandchild = fork();
+		if (grandchild == 0)
+			exec_mux(argv, ready_fd);
+		if (write(pipe_fds[1], &grandchild, sizeof(grandchild)) != sizeof(grandchild))
+			_exit(1);
+		_exit(0);
+	}
+	close(pipe_fds[1]);
+	if (child > 0 && read(pipe_fds[0], &pid, sizeof(pid)) != sizeof(pid))
+		pid = -1;
+	close(pipe_fds[0]);
+	while (child > 0 && waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	return pid;
+}
+
+int svm_guest_start_mux(const struct svm_guest_job *job)
+{
+	char dir[SVM_PATH_MAX + 32], agent[SVM_PATH_MAX + 48], listen[SVM_PATH_MAX + 48];
+	char log[SVM_PATH_MAX + 48], exe[SVM_PATH_MAX + 32], uid[16], gid[16], timeout[16];
+	char pid_text[16];
+	struct svm_err err;
+	int ready_fd;
+	pid_t pid;
+
+	job_path(job->job_id, SVM_GUEST_DIR, dir, sizeof(dir));
+	snprintf(agent, sizeof(agent), "%s/agent.sock", dir);
+	snprintf(listen, sizeof(listen), "%s/%s", dir, SVM_GUEST_MUX_SOCKET);
+	snprintf(log, sizeof(log), "%s/mux.log", dir);
+	snprintf(exe, sizeof(exe), "%s/%s", svm_plugin.config.helper_dir, MUX_HELPER);
+	snprintf(uid, sizeof(uid), "%u", (unsigned)job->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)job->gid);
+	snprintf(timeout, sizeof(timeout), "%u", (unsigned)svm_plugin.config.boot_timeout_s);
+	{
+		char *argv[] = {exe,
+		                "--foreground",
+		                "--uid",
+		                uid,
+		                "--gid",
+		                gid,
+		                "--agent-socket",
+		                agent,
+		                "--listen",
+		                listen,
+		                "--ready-fd",
+		                "3",
+		                "--ready-timeout",
+		                timeout,
+		                "--log",
+		                log,
+		                NULL};
+
+		ready_fd = open_ready_file(dir);
+		if (ready_fd < 0) {
+			record_failure(job->job_id, "cannot create the guest's ready file");
+			return -1;
+		}
+		pid = spawn_detached(argv, ready_fd);
+		close(ready_fd);
+	}
+	if (pid <= 0) {
+		record_failure(job->job_id, "cannot start spank-vm-mux");
+		return -1;
+	}
+	snprintf(pid_text, sizeof(pid_text), "%d\n", (int)pid);
+	if (svm_job_file_write(svm_plugin.config.runtime_dir, job->job_id, MUX_PID_FILE, pid_text,
+	                       &err) != 0)
+		svm_error("job %u: %s", job->job_id, err.msg);
+	return 0;
+}
+
+/* The pid root recorded, checked to still be our mux before it is signalled. */
+void svm_guest_stop_mux(uint32_t job_id)
+{
+	char text[32], exe[SVM_PATH_MAX + 32], link[64], target[SVM_PATH_MAX + 32];
+	struct svm_err err;
+	ssize_t n;
+	uint64_t pid;
+
+	if (svm_job_file_read(svm_plugin.config.runtime_dir, job_id, MUX_PID_FILE, text,
+	                      sizeof(text), &err) != 0)
+		return;
+	text[strcspn(text, "\n")] = '\0';
+	if (svm_parse_uint(text, 2, INT32_MAX, &pid, &err) != 0)
+		return;
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	snprintf(exe, sizeof(exe), "%s/%s", svm_plugin.config.helper_dir, MUX_HELPER);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return;
+	target[n] = '\0';
+	if (strcmp(target, exe) == 0)
+		kill((pid_t)pid, SIGTERM);
 }

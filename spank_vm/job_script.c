@@ -5,6 +5,7 @@
  * for the job's tasks to report, and the prolog succeeds. Only a broken node
  * (runtime_dir not writable) or a broken plugstack.conf fails them. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,19 @@ static int record(uint32_t job_id, const char *name, const char *content)
 	return 0;
 }
 
+/* The job's working directory (the prolog's SLURM_JOB_WORK_DIR), which the
+ * guest shares read-write; the extern step cannot ask Slurm for it. */
+static int record_workdir(uint32_t job_id)
+{
+	const char *dir = getenv("SLURM_JOB_WORK_DIR");
+	char line[SVM_PATH_MAX + 2];
+
+	if (dir == NULL || svm_check_abs_path(dir, NULL) != 0)
+		return 0;
+	snprintf(line, sizeof(line), "%s\n", dir);
+	return record(job_id, SVM_WORKDIR_FILE, line);
+}
+
 int svm_job_script_prolog(spank_t sp, int ac, char **av)
 {
 	char text[SVM_REQUEST_MAX];
@@ -76,7 +90,7 @@ int svm_job_script_prolog(spank_t sp, int ac, char **av)
 		return record(job_id, SVM_REQUEST_ERROR_FILE, err.msg) == 0 ? 0 : -1;
 	}
 	strncat(text, "\n", sizeof(text) - strlen(text) - 1);
-	if (record(job_id, SVM_REQUEST_FILE, text) != 0)
+	if (record(job_id, SVM_REQUEST_FILE, text) != 0 || record_workdir(job_id) != 0)
 		return -1;
 	svm_debug("job %u: recorded VM request (image %s)", job_id, req.image);
 	return 0;

@@ -55,20 +55,29 @@ int svm_run_helper(const char *name, char *const argv[], unsigned timeout_s, cha
 #define SVM_GUEST_ERROR_FILE "guest.error"
 #define SVM_PLAN_FILE_NAME   "plan"
 #define SVM_BUILTIN_IMAGE    "host"
+#define SVM_GUEST_READY_FILE "ready"
+#define SVM_GUEST_MUX_SOCKET "mux.sock"
+#define SVM_EXEC_HELPER      "spank-vm-exec"
+#define SVM_WORKDIR_FILE     "workdir"
 
 struct svm_guest_job {
 	uint32_t job_id;
 	uid_t uid;
 	gid_t gid;
-	const char *cores; /* S_JOB_ALLOC_CORES */
-	uint64_t mem_mib;  /* S_JOB_ALLOC_MEM */
-	pid_t cgroup_pid;  /* a process in the job's cgroups */
+	const char *cores;              /* S_JOB_ALLOC_CORES */
+	uint64_t mem_mib;               /* S_JOB_ALLOC_MEM */
+	pid_t cgroup_pid;               /* a process in the job's cgroups */
+	char workdir[SVM_PATH_MAX + 1]; /* shared read-write into the guest; "" for none */
+	char home[SVM_PATH_MAX + 1];
 	const struct svm_request *req;
 };
 
 int svm_guest_domain_name(uint32_t job_id, char *buf, size_t len);
 int svm_guest_start(const struct svm_guest_job *job);
 void svm_guest_stop(uint32_t job_id);
+/* Starts the guest's spank-vm-mux (as the job user) once the guest is started. */
+int svm_guest_start_mux(const struct svm_guest_job *job);
+void svm_guest_stop_mux(uint32_t job_id);
 
 /* One module per context. */
 int svm_srun_init(spank_t sp, int ac, char **av);
@@ -79,6 +88,8 @@ int svm_slurmstepd_init(spank_t sp, int ac, char **av);
 int svm_slurmstepd_post_opt(spank_t sp, int ac, char **av);
 int svm_slurmstepd_task_post_fork(spank_t sp, int ac, char **av);
 int svm_slurmstepd_exit(spank_t sp, int ac, char **av);
+int svm_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av);
+int svm_slurmstepd_task_init(spank_t sp, int ac, char **av);
 int svm_slurmd_init(spank_t sp, int ac, char **av);
 int svm_job_script_prolog(spank_t sp, int ac, char **av);
 int svm_job_script_epilog(spank_t sp, int ac, char **av);

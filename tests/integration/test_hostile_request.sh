@@ -1,7 +1,7 @@
 #!/bin/bash
 # A request that did not come through our validation (a user's own client)
-# never fails the prolog: the job runs, the reason is recorded for the job,
-# the node stays idle, and the epilog removes it all.
+# never fails the prolog: the node stays idle, the job's tasks fail with the
+# reason on their stderr, and the epilog removes it all.
 source "$(dirname "$0")/lib.sh"
 
 dir=$(user_workdir)
@@ -17,14 +17,14 @@ for forged in "format=1 image=../../etc/shadow" "format=1 image=host checkpoint=
 	"format=9 image=host" "garbage" "format=1 image=host root=1" \
 	"format=1 image=host%0Aimage=x"; do
 	id=$(as_user env SLURM_CONF="$client_dir/slurm.conf" HOSTILE_VM_REQUEST="$forged" \
-		sbatch --parsable -o /dev/null "$dir/held.sh")
-	wait_until 60 "job $id to start" test -e "$dir/started.$id"
-	jd=$(job_dir "$id")
-	[ ! -e "$jd/request" ] || fail "forged request '$forged' was recorded"
-	assert_contains "$(cat "$jd/request.error")" "request" "recorded reason for '$forged'"
-	as_user touch "$dir/release"
+		sbatch --parsable -o "$dir/out.%j" "$dir/held.sh")
 	wait_job_done "$id"
-	as_user rm -f "$dir/release"
+	# The job asked for a VM it cannot have: it fails with the reason, and
+	# never runs on the host instead.
+	assert_eq FAILED "$(job_state "$id")" "job with forged request '$forged'"
+	assert_contains "$(cat "$dir/out.$id")" "spank_vm: job $id: the VM request was refused: request" \
+		"the job's output for '$forged'"
+	[ ! -e "$dir/started.$id" ] || fail "job $id ran its script despite the refused request"
 	runtime_dir_empty || fail "epilog left $(find "$RUNTIME_DIR" -mindepth 2)"
 done
 grep -q "refusing its VM request" "$CLUSTER_DIR"/log/slurmd.*.log ||

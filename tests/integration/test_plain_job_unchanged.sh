@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 dir=$(user_workdir)
 held_job_script "$dir" | as_user tee "$dir/held.sh" >/dev/null
 id=$(submit -o "$dir/out" "$dir/held.sh")
-wait_until 60 "job $id to start" test -e "$dir/started.$id"
+wait_until 120 "job $id to start" test -e "$dir/started.$id"
 runtime_dir_empty || fail "a job without --vm got $(find "$RUNTIME_DIR" -mindepth 2)"
 as_user touch "$dir/release"
 wait_job_done "$id"

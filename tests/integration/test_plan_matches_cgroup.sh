@@ -5,13 +5,16 @@
 source "$(dirname "$0")/lib.sh"
 
 dir=$(user_workdir)
-cat <<EOS | as_user tee "$dir/held.sh" >/dev/null
-#!/bin/bash
-cg=\$(grep -E '^[0-9]+:([^:]*,)?cpuset(,[^:]*)?:' /proc/self/cgroup | cut -d: -f3)
-job_cg=\${cg%%/step_*}
-cat "/sys/fs/cgroup/cpuset\$job_cg/cpuset.cpus" >"$dir/cpus.\$SLURM_JOB_ID"
-$(held_job_script "$dir" | tail -n +2)
-EOS
+held_job_script "$dir" | as_user tee "$dir/held.sh" >/dev/null
+
+# The job's cpuset cgroup, as task/cgroup made it on the node (read on the
+# host: the job itself runs in its guest).
+job_cpus() { # JOBID
+	local node uid
+	node=$(job_field "$1" BatchHost)
+	uid=$(id -u "$TEST_USER")
+	cat "/sys/fs/cgroup/cpuset/slurm_$node/uid_$uid/job_$1/cpuset.cpus"
+}
 
 field() { # FILE KEY
 	sed -n "s/^$2=//p" "$1"
@@ -19,12 +22,12 @@ field() { # FILE KEY
 
 check_plan() { # JOBID CORES
 	local id=$1 cores=$2 plan
-	wait_until 60 "job $id to start" test -e "$dir/started.$id"
+	wait_until 120 "job $id to start" test -e "$dir/started.$id"
 	plan="$(job_dir "$id")/plan"
 	wait_until 30 "the plan of job $id" test -e "$plan"
-	assert_eq "$(cat "$dir/cpus.$id")" "$(field "$plan" host_pus)" "job $id: plan PUs vs cpuset cgroup"
+	assert_eq "$(job_cpus "$id")" "$(field "$plan" host_pus)" "job $id: plan PUs vs cpuset cgroup"
 	assert_eq "$cores" "$(field "$plan" vcpus)" "job $id: vCPUs"
-	assert_eq "$(cat "$dir/cpus.$id")" "$(field "$plan" emulator_pus)" "job $id: emulator PUs"
+	assert_eq "$(job_cpus "$id")" "$(field "$plan" emulator_pus)" "job $id: emulator PUs"
 	assert_eq 1024 "$(field "$plan" hard_limit_mib)" "job $id: hard limit = --mem"
 	assert_eq 768 "$(field "$plan" guest_mib)" "job $id: guest RAM = --mem - mem_reserve"
 }

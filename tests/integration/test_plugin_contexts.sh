@@ -10,12 +10,15 @@ for node in $NODES; do
 		fail "slurmd $node did not load spank_vm ($log)"
 done
 dir=$(user_workdir)
-id=$(submit -o "$dir/out" --vm --wrap 'srun true')
-wait_job_done "$id"
+id=$(submit -o "$dir/out" --vm --wrap 'true')
+wait_job_done "$id" 180
 assert_eq COMPLETED "$(job_state "$id")" "job $id"
+as_user srun --vm --chdir "$dir" true
+step_job=$(( $(next_job_id) - 2 ))
 logs=$(cat "$CLUSTER_DIR"/log/slurmd.*.log)
-for kind in extern batch task; do
+for kind in extern batch; do
 	assert_contains "$logs" "spank_vm: loaded in slurmstepd for job $id ($kind step)" "slurmd log"
 done
+assert_contains "$logs" "spank_vm: loaded in slurmstepd for job $step_job (task step)" "slurmd log"
 assert_contains "$logs" "spank_vm: job $id: recorded VM request" "prolog in the slurmd log"
 pass

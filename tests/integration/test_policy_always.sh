@@ -9,7 +9,7 @@ sed 's|$| policy=always|' "$CLUSTER_DIR/etc/plugstack.conf.orig" >"$PLUGSTACK_CO
 dir=$(user_workdir)
 held_job_script "$dir" | as_user tee "$dir/held.sh" >/dev/null
 id=$(submit -o /dev/null --vm-debug "$dir/held.sh")
-wait_until 60 "job $id to start" test -e "$dir/started.$id"
+wait_until 120 "job $id to start" test -e "$dir/started.$id"
 req=$(cat "$(job_dir "$id")/request")
 assert_contains "$req" "image=host" "request under policy=always"
 assert_contains "$req" "debug=1" "request under policy=always"

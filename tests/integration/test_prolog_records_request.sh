@@ -28,25 +28,25 @@ release_and_check_gone() { # JOBID
 
 # sbatch with options; the batch job spans one node.
 id=$(submit -o /dev/null --vm --vm-hypervisor=qemu --vm-debug --vm-checkpoint="/tmp/a b" "$dir/held.sh")
-wait_until 60 "job $id to start" test -e "$dir/started.$id"
+wait_until 120 "job $id to start" test -e "$dir/started.$id"
 check_recorded "$(job_dir "$id")" "image=host" "hypervisor=qemu" "debug=1" "checkpoint=/tmp/a%20b" "net=unset"
 release_and_check_gone "$id"
 
 # Environment default instead of --vm.
-id=$(as_user env SPANK_VM_IMAGE=centos7 sbatch --parsable -o /dev/null "$dir/held.sh")
-wait_until 60 "job $id to start" test -e "$dir/started.$id"
-check_recorded "$(job_dir "$id")" "image=centos7"
+id=$(as_user env SPANK_VM_IMAGE=host sbatch --parsable -o /dev/null "$dir/held.sh")
+wait_until 120 "job $id to start" test -e "$dir/started.$id"
+check_recorded "$(job_dir "$id")" "image=host"
 release_and_check_gone "$id"
 
 # srun creating its own two-node allocation: recorded on both nodes' prolog runs.
 dir=$(user_workdir)
-as_user srun -N2 --vm=img1 --vm-net=cluster --chdir "$dir" bash -c \
+as_user srun -N2 --vm=host --vm-net=cluster --chdir "$dir" bash -c \
 	'touch started.$SLURM_JOB_ID.$SLURM_PROCID; for _ in $(seq 1 1200); do [ -e release ] && exit 0; sleep 0.1; done; exit 3' &
 srun_pid=$!
-wait_until 60 "srun job to start" compgen -G "$dir/started.*.1"
+wait_until 120 "srun job to start" compgen -G "$dir/started.*.1"
 id=$(basename "$(compgen -G "$dir/started.*.1")" | cut -d. -f2)
 for node in $NODES; do
-	check_recorded "$(job_dir "$id" "$node")" "image=img1" "net=cluster"
+	check_recorded "$(job_dir "$id" "$node")" "image=host" "net=cluster"
 done
 as_user touch "$dir/release"
 wait "$srun_pid" || fail "srun --vm job failed"
@@ -57,12 +57,21 @@ runtime_dir_empty || fail "epilog left $(find "$RUNTIME_DIR" -mindepth 2)"
 dir=$(user_workdir)
 as_user salloc --vm --vm-hugepages bash -c "$(held_job_script "$dir")" &
 salloc_pid=$!
-wait_until 60 "salloc job to start" compgen -G "$dir/started.*"
+wait_until 120 "salloc job to start" compgen -G "$dir/started.*"
 id=$(basename "$(compgen -G "$dir/started.*")" | cut -d. -f2)
 check_recorded "$(job_dir "$id" "$(job_field "$id" NodeList)")" "image=host" "hugepages=2M"
 as_user touch "$dir/release"
 wait "$salloc_pid" || fail "salloc --vm failed"
 wait_job_done "$id"
+runtime_dir_empty || fail "epilog left $(find "$RUNTIME_DIR" -mindepth 2)"
+
+# An image the site's catalog does not have: the job fails with the reason on
+# its stderr (the guest cannot be made), and the node stays idle.
+dir=$(user_workdir)
+id=$(submit -o "$dir/out" --vm=nosuch --wrap true)
+wait_job_done "$id" 180
+assert_eq FAILED "$(job_state "$id")" "job with an unknown image"
+assert_contains "$(cat "$dir/out")" "no image named 'nosuch' in this site's catalog" "its output"
 runtime_dir_empty || fail "epilog left $(find "$RUNTIME_DIR" -mindepth 2)"
 assert_nodes_healthy
 pass
