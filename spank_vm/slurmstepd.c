@@ -156,6 +156,7 @@ int svm_slurmstepd_exit(spank_t sp, int ac, char **av)
 /* Set in the task's own process by task_init_privileged (root can read the
  * request), used by task_init (as the user) in the same process. */
 static bool task_runs_in_guest;
+static bool task_debug;         /* --vm-debug: the proxy reports the guest */
 static char task_refusal[1024]; /* why the prolog refused the job's request */
 
 static bool is_task_step(spank_t sp, uint32_t *job_id)
@@ -186,6 +187,7 @@ int svm_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 	}
 	task_refusal[0] = '\0';
 	task_runs_in_guest = load_request(job_id, &req) != 1;
+	task_debug = task_runs_in_guest && req.debug;
 	return 0;
 }
 
@@ -307,6 +309,8 @@ int svm_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		return -1;
 	}
 	if (export_guest_env(sp, job_id) != 0 || export_pmi_fd(sp) != 0)
+		return -1;
+	if (task_debug && setenv_or_fail(sp, "SPANK_VM_DEBUG_GUEST", "1") != 0)
 		return -1;
 	return redirect_to_proxy(sp);
 }

@@ -44,6 +44,7 @@ struct exec_opts {
 	char **argv;            /* the program and its arguments */
 	const char *ready_file; /* task mode: the mux's readiness line */
 	const char *job_dir;    /* task mode: where guest.error would be */
+	bool report_guest;      /* task mode, --vm-debug, rank 0: say what the guest is */
 };
 
 static struct svm_proto_exec exec_request; /* large */
@@ -135,8 +136,9 @@ static void parse_args(int argc, char **argv, struct exec_opts *o)
  * argv[0] was replaced and the task's program is SPANK_VM_ARGV0; from 23.11
  * we were prepended and argv[1] is the program. */
 static const char *const task_env[] = {
-        "SPANK_VM_TASK",    "SPANK_VM_ARGV0", "SPANK_VM_SOCKET",   "SPANK_VM_READY_FILE",
-        "SPANK_VM_JOB_DIR", "SPANK_VM_WAIT",  "SPANK_VM_EXTRA_FD", NULL};
+        "SPANK_VM_TASK",       "SPANK_VM_ARGV0",       "SPANK_VM_SOCKET",
+        "SPANK_VM_READY_FILE", "SPANK_VM_JOB_DIR",     "SPANK_VM_WAIT",
+        "SPANK_VM_EXTRA_FD",   "SPANK_VM_DEBUG_GUEST", NULL};
 
 static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 {
@@ -148,6 +150,9 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 	o->socket_path = getenv("SPANK_VM_SOCKET");
 	o->ready_file = getenv("SPANK_VM_READY_FILE");
 	o->job_dir = getenv("SPANK_VM_JOB_DIR");
+	o->report_guest = getenv("SPANK_VM_DEBUG_GUEST") != NULL &&
+	                  getenv("SLURM_PROCID") != NULL &&
+	                  strcmp(getenv("SLURM_PROCID"), "0") == 0;
 	o->wait_timeout = 60;
 	o->extra_fd = -1;
 	if (wait != NULL && svm_parse_uint(wait, 1, 86400, &v, &err) == 0)
@@ -167,6 +172,31 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 		die(EXEC_EXIT_USAGE, "no socket: SPANK_VM_SOCKET is not set");
 	for (const char *const *name = task_env; *name != NULL; name++)
 		unsetenv(*name);
+}
+
+/* --vm-debug: one line on the task's stderr once the guest answers: its plan
+ * (size, pinning, memory) and how long it took from the plan to ready. */
+static void report_guest(const struct exec_opts *o)
+{
+	char path[4096], line[1024] = "";
+	struct stat plan_st, ready_st;
+	double boot_s = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/plan", o->job_dir);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL && strncmp(line, "describe=", 9) != 0)
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	if (stat(path, &plan_st) == 0 && o->ready_file != NULL &&
+	    stat(o->ready_file, &ready_st) == 0)
+		boot_s = (double)(ready_st.st_mtim.tv_sec - plan_st.st_mtim.tv_sec) +
+		         (double)(ready_st.st_mtim.tv_nsec - plan_st.st_mtim.tv_nsec) / 1e9;
+	fprintf(stderr, "spank_vm: guest ready: %s, boot %.1f s\n",
+	        line[0] ? line + 9 : "(no plan)", boot_s);
 }
 
 /* The reason the job's guest will never come, if the node recorded one:
@@ -347,6 +377,8 @@ int main(int argc, char **argv)
 	build_exec(&o, &exec_request, cwd);
 	p.signal_fd = block_signals();
 	p.sock = connect_mux(&o, p.signal_fd);
+	if (o.report_guest)
+		report_guest(&o);
 	p.sinks[SVM_PROTO_EXTRA].fd = o.extra_fd;
 	p.sources[SVM_PROTO_EXTRA].fd = o.extra_fd;
 	rc = exec_relay(&p, &exec_request);

@@ -13,7 +13,10 @@ dir=$(user_workdir)
 id=$(submit -o "$dir/out" --vm --wrap 'true')
 wait_job_done "$id" 180
 assert_eq COMPLETED "$(job_state "$id")" "job $id"
-as_user srun --vm --chdir "$dir" true
+# --vm-debug: one line when the guest answers (size, pinning, boot time).
+err=$(as_user srun --vm --vm-debug --chdir "$dir" true 2>&1 >/dev/null)
+assert_contains "$err" "spank_vm: guest ready: 1 vCPU (1x1x1) on PUs" "the --vm-debug line"
+assert_contains "$err" "boot " "the --vm-debug line"
 step_job=$(( $(next_job_id) - 2 ))
 logs=$(cat "$CLUSTER_DIR"/log/slurmd.*.log)
 for kind in extern batch; do
