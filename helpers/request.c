@@ -110,40 +110,6 @@ int svm_request_check(const struct svm_request *req, unsigned options_seen, stru
  * line of space-separated key=value words whatever a path holds, safe in a
  * file and in an environment variable alike. */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Decodes in place; refuses malformed escapes and NUL bytes. */
-static int decode_value(char *s)
-{
-	char *out = s;
-
-	for (char *p = s; *p != '\0'; p++) {
-		int hi, lo;
-
-		if (*p != '%') {
-			*out++ = *p;
-			continue;
-		}
-		hi = hex_digit(p[1]);
-		lo = hi < 0 ? -1 : hex_digit(p[2]);
-		if (lo < 0 || (hi == 0 && lo == 0))
-			return -1;
-		*out++ = (char)(hi * 16 + lo);
-		p += 2;
-	}
-	*out = '\0';
-	return 0;
-}
-
 int svm_request_encode(const struct svm_request *req, char sep, char *buf, size_t len,
                        struct svm_err *err)
 {
@@ -204,7 +170,7 @@ static int decode_word(struct svm_request *req, char *word, unsigned *keys_seen,
 		if (*keys_seen & (1u << i))
 			return svm_err_set(err, "request: key '%s' given twice", word);
 		*keys_seen |= 1u << i;
-		if (decode_value(eq + 1) != 0)
+		if (svm_percent_decode(eq + 1, strlen(eq + 1), eq + 1, strlen(eq + 1) + 1) != 0)
 			return svm_err_set(err, "request: %s: malformed escape", word);
 		if (decode_field(req, word, eq + 1, &why) != 0)
 			return svm_err_set(err, "request: %s: %s", word, why.msg);

@@ -296,3 +296,40 @@ int svm_percent_encode(const char *value, char *out, size_t len)
 	out[used] = '\0';
 	return 0;
 }
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int svm_percent_decode(const char *in, size_t len, char *out, size_t cap)
+{
+	size_t used = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (c == '%') {
+			int hi = i + 2 < len ? hex_digit(in[i + 1]) : -1;
+			int lo = hi < 0 ? -1 : hex_digit(in[i + 2]);
+
+			if (lo < 0)
+				return -1;
+			c = (char)(hi * 16 + lo);
+			i += 2;
+		}
+		if (c == '\0' || used + 1 >= cap)
+			return -1;
+		out[used++] = c;
+	}
+	if (cap == 0)
+		return -1;
+	out[used] = '\0';
+	return 0;
+}

@@ -13,48 +13,9 @@
 #include <string.h>
 
 #include "agent.h"
+#include "spank_vm/values.h"
 
 #define PARAM_PREFIX "spank_vm."
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int percent_decode(const char *in, size_t len, char *out, size_t cap, struct svm_err *err)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int hi, lo;
-		char c = in[i];
-
-		if (c == '%') {
-			if (i + 2 >= len)
-				return svm_err_set(err, "truncated percent escape in share path");
-			hi = hex_value(in[i + 1]);
-			lo = hex_value(in[i + 2]);
-			if (hi < 0 || lo < 0)
-				return svm_err_set(err, "bad percent escape in share path");
-			c = (char)(hi * 16 + lo);
-			i += 2;
-		}
-		if (c == '\0')
-			return svm_err_set(err, "share path holds a NUL byte");
-		if (o + 1 >= cap)
-			return svm_err_set(err, "share path longer than %d bytes",
-			                   AGENT_PATH_CAP - 1);
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return 0;
-}
 
 /* Absolute, no empty, "." or ".." components, not "/" itself, and not where
  * the agent mounts its own file systems. */
@@ -123,9 +84,12 @@ static int parse_share(const char *value, size_t len, struct agent_config *confi
 	share = &config->shares[config->nshares];
 	memcpy(share->tag, value, tag_len);
 	share->tag[tag_len] = '\0';
-	if (percent_decode(colon + 1, len - tag_len - 1, share->path, sizeof(share->path), err) !=
-	            0 ||
-	    check_share_path(share->path, err) != 0)
+	if (svm_percent_decode(colon + 1, len - tag_len - 1, share->path, sizeof(share->path)) != 0)
+		return svm_err_set(err,
+		                   "share path: malformed percent escape, NUL byte, or longer "
+		                   "than %d bytes",
+		                   AGENT_PATH_CAP - 1);
+	if (check_share_path(share->path, err) != 0)
 		return -1;
 	for (size_t i = 0; i < config->nshares; i++)
 		if (strcmp(config->shares[i].tag, share->tag) == 0)

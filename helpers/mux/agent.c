@@ -165,15 +165,6 @@ static bool agent_streams_done(const struct mux_session *s)
 	return s->agent_eof[1] && s->agent_eof[2] && (!extra || s->agent_eof[3]);
 }
 
-static bool stream_open(const struct mux_session *s, uint8_t stream)
-{
-	if (stream == SVM_PROTO_STDIN)
-		return (s->flags & SVM_PROTO_EXEC_HAS_STDIN) != 0;
-	if (stream == SVM_PROTO_EXTRA)
-		return (s->flags & SVM_PROTO_EXEC_HAS_EXTRA) != 0;
-	return true;
-}
-
 /* Checks an agent DATA, EOF or WINDOW against the session; 0 or an error code. */
 static uint32_t check_agent_stream(struct mux_session *s, const struct svm_proto_frame *f,
                                    struct svm_err *err)
@@ -186,7 +177,7 @@ static uint32_t check_agent_stream(struct mux_session *s, const struct svm_proto
 		if (svm_proto_decode_window(f, &window, err) != 0 ||
 		    svm_proto_check_stream(SVM_PROTO_AGENT, f->type, window.stream, err) != 0)
 			return SVM_PROTO_E_MALFORMED;
-		if (!stream_open(s, window.stream))
+		if (!mux_session_stream_open(s, window.stream))
 			return mux_fault(err, SVM_PROTO_E_MALFORMED,
 			                 "WINDOW for a stream the EXEC did not open");
 		if (svm_proto_send_credit_grant(&s->client_credit[window.stream], window.increment,
@@ -200,7 +191,7 @@ static uint32_t check_agent_stream(struct mux_session *s, const struct svm_proto
 	stream = data.stream;
 	if (svm_proto_check_stream(SVM_PROTO_AGENT, f->type, stream, err) != 0)
 		return SVM_PROTO_E_MALFORMED;
-	if (!stream_open(s, stream))
+	if (!mux_session_stream_open(s, stream))
 		return mux_fault(err, SVM_PROTO_E_MALFORMED,
 		                 "%s for a stream the EXEC did not open",
 		                 svm_proto_type_name(f->type));

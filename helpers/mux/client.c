@@ -218,15 +218,6 @@ static void client_exec(struct mux *m, struct mux_client *c, const struct svm_pr
 	}
 }
 
-static bool stream_open(const struct mux_session *s, uint8_t stream)
-{
-	if (stream == SVM_PROTO_STDIN)
-		return (s->flags & SVM_PROTO_EXEC_HAS_STDIN) != 0;
-	if (stream == SVM_PROTO_EXTRA)
-		return (s->flags & SVM_PROTO_EXEC_HAS_EXTRA) != 0;
-	return true;
-}
-
 static uint32_t check_client_window(struct mux_session *s, const struct svm_proto_frame *f,
                                     struct svm_err *err)
 {
@@ -235,7 +226,7 @@ static uint32_t check_client_window(struct mux_session *s, const struct svm_prot
 	if (svm_proto_decode_window(f, &window, err) != 0 ||
 	    svm_proto_check_stream(SVM_PROTO_HOST, f->type, window.stream, err) != 0)
 		return SVM_PROTO_E_MALFORMED;
-	if (!stream_open(s, window.stream))
+	if (!mux_session_stream_open(s, window.stream))
 		return mux_fault(err, SVM_PROTO_E_MALFORMED, "WINDOW for a stream not opened");
 	if (svm_proto_send_credit_grant(&s->agent_credit[window.stream], window.increment, err) !=
 	    0)
@@ -253,7 +244,7 @@ static uint32_t check_client_stream(struct mux_session *s, const struct svm_prot
 		return SVM_PROTO_E_MALFORMED;
 	if (svm_proto_check_stream(SVM_PROTO_HOST, f->type, data.stream, err) != 0)
 		return SVM_PROTO_E_MALFORMED;
-	if (!stream_open(s, data.stream))
+	if (!mux_session_stream_open(s, data.stream))
 		return mux_fault(err, SVM_PROTO_E_MALFORMED, "%s on stream %u, not opened",
 		                 svm_proto_type_name(f->type), data.stream);
 	if (s->client_eof[data.stream])

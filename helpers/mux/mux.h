@@ -140,6 +140,9 @@ struct mux_session *mux_session_new(struct mux *m, struct mux_client *c, uint32_
 struct mux_session *mux_session_by_guest(struct mux *m, uint32_t guest_id);
 struct mux_session *mux_session_by_client(struct mux *m, const struct mux_client *c,
                                           uint32_t client_id);
+/* Whether the session has this stream: stdin and the extra stream only when
+ * its EXEC asked for them. */
+bool mux_session_stream_open(const struct mux_session *s, uint8_t stream);
 /* Forgets the session once both sides have closed it. */
 void mux_session_settle(struct mux *m, struct mux_session *s);
 /* Ends a session one side broke, toward both sides: the faulty side gets the

@@ -110,3 +110,12 @@ void mux_session_fail(struct mux *m, struct mux_session *s, uint32_t code, const
 	}
 	mux_session_settle(m, s);
 }
+
+bool mux_session_stream_open(const struct mux_session *s, uint8_t stream)
+{
+	if (stream == SVM_PROTO_STDIN)
+		return (s->flags & SVM_PROTO_EXEC_HAS_STDIN) != 0;
+	if (stream == SVM_PROTO_EXTRA)
+		return (s->flags & SVM_PROTO_EXEC_HAS_EXTRA) != 0;
+	return true;
+}

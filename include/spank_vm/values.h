@@ -73,4 +73,8 @@ int svm_check_abs_path(const char *s, struct svm_err *err);
  * kernel command line). */
 int svm_percent_encode(const char *value, char *out, size_t len);
 
+/* Decodes len bytes of in (which may be out itself: decoding never grows);
+ * -1 for a malformed escape, a NUL byte, or no room in cap. */
+int svm_percent_decode(const char *in, size_t len, char *out, size_t cap);
+
 #endif

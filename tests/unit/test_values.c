@@ -140,6 +140,21 @@ static void test_uint_and_bool(void **state)
 	assert_int_equal(svm_parse_bool("maybe", &b, &err), -1);
 }
 
+static void test_percent_encoding_round_trips_and_refuses_bad_escapes(void **state)
+{
+	static const char *const bad[] = {"%", "%4", "%G1", "a%00b", "%zz"};
+	char enc[256], dec[256];
+
+	(void)state;
+	assert_int_equal(svm_percent_encode("/a b/%c\n\xc3\xa9", enc, sizeof(enc)), 0);
+	assert_string_equal(enc, "/a%20b/%25c%0A%C3%A9");
+	assert_int_equal(svm_percent_decode(enc, strlen(enc), dec, sizeof(dec)), 0);
+	assert_string_equal(dec, "/a b/%c\n\xc3\xa9");
+	assert_int_equal(svm_percent_decode("abc", 3, dec, 3), -1); /* no room for the NUL */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(svm_percent_decode(bad[i], strlen(bad[i]), dec, sizeof(dec)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -151,6 +166,7 @@ int main(void)
 	        cmocka_unit_test(test_image_names_are_catalog_keys_not_paths),
 	        cmocka_unit_test(test_abs_path_must_be_normalised),
 	        cmocka_unit_test(test_uint_and_bool),
+	        cmocka_unit_test(test_percent_encoding_round_trips_and_refuses_bad_escapes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
