@@ -6,6 +6,12 @@
 #include "spank_vm/domain_xml.h"
 #include "spank_vm/xml_writer.h"
 
+/* PCI slots on a q35 guest's root bus (0x00 host bridge, 0x01 kept free,
+ * 0x1f the chipset). */
+#define SLOT_AGENT       0x02
+#define SLOT_DISK        0x03
+#define SLOT_FIRST_SHARE 0x04
+
 struct flavour {
 	enum svm_hypervisor hv;
 	const char *domain_type;
@@ -50,6 +56,9 @@ static int check_shares(const struct svm_domain_spec *spec, enum svm_hypervisor 
 		                        "accepted with kvm and qemu");
 	if (spec->nshares > 0 && spec->shares == NULL)
 		return svm_err_set(err, "%zu shares announced but none given", spec->nshares);
+	if (spec->nshares > SVM_DOMAIN_MAX_SHARES)
+		return svm_err_set(err, "%zu shares: at most %d fit on the guest's PCI bus",
+		                   spec->nshares, SVM_DOMAIN_MAX_SHARES);
 	for (size_t i = 0; i < spec->nshares; i++) {
 		if (check_path(spec->shares[i].host_dir, "shared directory", true, err) < 0)
 			return -1;
@@ -255,7 +264,26 @@ static void render_lifecycle(struct svm_xml *xml)
 	svm_xml_leaf(xml, "on_crash", "destroy");
 }
 
-static void render_disk(struct svm_xml *xml, const char *image, const char *dev, const char *bus)
+/* q35 devices go straight on the root bus (pcie.0) as integrated endpoints:
+ * left to itself libvirt puts each behind a pcie-root-port of its own, and
+ * enumerating those ports costs a TCG guest over a second of boot. */
+static void render_root_bus_address(struct svm_xml *xml, unsigned slot)
+{
+	char text[8];
+
+	snprintf(text, sizeof(text), "0x%02x", slot);
+	svm_xml_start(xml, "address");
+	svm_xml_attr(xml, "type", "pci");
+	svm_xml_attr(xml, "domain", "0x0000");
+	svm_xml_attr(xml, "bus", "0x00");
+	svm_xml_attr(xml, "slot", text);
+	svm_xml_attr(xml, "function", "0x0");
+	svm_xml_end(xml);
+}
+
+/* slot 0: no address (Xen places its own devices). */
+static void render_disk(struct svm_xml *xml, const char *image, const char *dev, const char *bus,
+                        unsigned slot)
 {
 	svm_xml_start(xml, "disk");
 	svm_xml_attr(xml, "type", "file");
@@ -271,10 +299,12 @@ static void render_disk(struct svm_xml *xml, const char *image, const char *dev,
 	svm_xml_attr(xml, "dev", dev);
 	svm_xml_attr(xml, "bus", bus);
 	svm_xml_end(xml);
+	if (slot != 0)
+		render_root_bus_address(xml, slot);
 	svm_xml_end(xml);
 }
 
-static void render_share(struct svm_xml *xml, const struct svm_share *share)
+static void render_share(struct svm_xml *xml, const struct svm_share *share, unsigned slot)
 {
 	svm_xml_start(xml, "filesystem");
 	svm_xml_attr(xml, "type", "mount");
@@ -289,6 +319,7 @@ static void render_share(struct svm_xml *xml, const struct svm_share *share)
 		svm_xml_start(xml, "readonly");
 		svm_xml_end(xml);
 	}
+	render_root_bus_address(xml, slot);
 	svm_xml_end(xml);
 }
 
@@ -311,6 +342,16 @@ static void render_log_chardev(struct svm_xml *xml, const char *element, const c
 	svm_xml_end(xml);
 }
 
+/* libvirt gives a q35 machine a USB controller unless told otherwise; the
+ * guest has no use for it and probing it costs boot time under TCG. */
+static void render_no_usb(struct svm_xml *xml)
+{
+	svm_xml_start(xml, "controller");
+	svm_xml_attr(xml, "type", "usb");
+	svm_xml_attr(xml, "model", "none");
+	svm_xml_end(xml);
+}
+
 static void render_no_balloon(struct svm_xml *xml)
 {
 	svm_xml_start(xml, "memballoon");
@@ -328,6 +369,7 @@ static void render_virtio_agent(struct svm_xml *xml, const struct svm_domain_spe
 	svm_xml_start(xml, "controller");
 	svm_xml_attr(xml, "type", "virtio-serial");
 	svm_xml_attr(xml, "index", "0");
+	render_root_bus_address(xml, SLOT_AGENT);
 	svm_xml_end(xml);
 	svm_xml_start(xml, "channel");
 	svm_xml_attr(xml, "type", "unix");
@@ -366,12 +408,13 @@ static void render_qemu_devices(struct svm_xml *xml, const struct svm_plan *plan
 {
 	svm_xml_start(xml, "devices");
 	if (spec->disk_image != NULL)
-		render_disk(xml, spec->disk_image, "vda", "virtio");
+		render_disk(xml, spec->disk_image, "vda", "virtio", SLOT_DISK);
 	for (size_t i = 0; i < spec->nshares; i++)
-		render_share(xml, &spec->shares[i]);
+		render_share(xml, &spec->shares[i], SLOT_FIRST_SHARE + (unsigned)i);
 	render_virtio_agent(xml, spec);
 	render_log_chardev(xml, "serial", spec->console_log, NULL);
 	render_log_chardev(xml, "console", spec->console_log, "serial");
+	render_no_usb(xml);
 	render_no_balloon(xml);
 	if (plan->x2apic)
 		render_x2apic_iommu(xml);
@@ -383,7 +426,7 @@ static void render_xen_devices(struct svm_xml *xml, const struct svm_domain_spec
 {
 	svm_xml_start(xml, "devices");
 	if (spec->disk_image != NULL)
-		render_disk(xml, spec->disk_image, "xvda", "xen");
+		render_disk(xml, spec->disk_image, "xvda", "xen", 0);
 	if (!spec->xen_pvh)
 		render_log_chardev(xml, "serial", spec->console_log, NULL);
 	render_log_chardev(xml, "console", spec->console_log, spec->xen_pvh ? "xen" : "serial");

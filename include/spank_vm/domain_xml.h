@@ -32,6 +32,9 @@
 #include "spank_vm/plan.h"
 
 #define SVM_AGENT_CHANNEL_NAME "org.spank_vm.agent.0"
+/* Shares are PCI devices on the root bus, slots 0x04..0x1e (0x1f is the
+ * chipset's). */
+#define SVM_DOMAIN_MAX_SHARES 27
 
 /* A host directory shown to the guest over 9p under a mount tag. */
 struct svm_share {

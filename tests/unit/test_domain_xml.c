@@ -300,6 +300,12 @@ static void test_domain_xml_qemu_uses_tcg_with_the_maximum_cpu_model(void **stat
 	assert_xpath_string(doc, "/domain/cputune/vcpupin[@vcpu='1']/@cpuset", "8");
 	assert_int_equal(count(doc, "/domain/memoryBacking"), 0);
 	assert_int_equal(count(doc, "/domain/devices/disk"), 0);
+	/* Every PCI device sits on the root bus: libvirt adds no root port. */
+	assert_xpath_string(doc, "/domain/devices/controller[@type='usb']/@model", "none");
+	assert_int_equal(count(doc, "/domain/devices/*[address[@type='pci'][@bus!='0x00']]"), 0);
+	assert_int_equal(count(doc, "/domain/devices/filesystem[not(address)]"), 0);
+	assert_int_equal(count(doc, "/domain/devices/controller[@type='virtio-serial']/address"),
+	                 1);
 	xmlFreeDoc(doc);
 	free(xml);
 	svm_plan_free(&plan);
