@@ -57,12 +57,18 @@ static int parse_disk(const char *v, struct svm_image *image, struct svm_err *er
 	return 0;
 }
 
+/* The same rule as the agent's spank_vm.root (helpers/agent/cmdline.c): a
+ * kernel device name, so that every accepted entry boots. */
 static int parse_root_device(const char *v, struct svm_image *image, struct svm_err *err)
 {
-	if (strncmp(v, "/dev/", 5) != 0 || strlen(v) >= sizeof(image->root_device) ||
-	    strspn(v + 5, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(v + 5) || !v[5])
-		return svm_err_set(err, "root: expected a device such as /dev/vda1");
-	snprintf(image->root_device, sizeof(image->root_device), "%s", v);
+	size_t name_len = strlen(v) > 5 ? strlen(v) - 5 : 0;
+
+	if (strncmp(v, "/dev/", 5) != 0 || name_len == 0 || name_len > 31 || v[5] < 'a' ||
+	    v[5] > 'z' || strspn(v + 5, "abcdefghijklmnopqrstuvwxyz0123456789") != name_len)
+		return svm_err_set(err, "root: expected a device such as /dev/vda1 (/dev/ and a "
+		                        "lowercase letter, then up to 30 lowercase letters and "
+		                        "digits)");
+	memcpy(image->root_device, v, 5 + name_len + 1);
 	return 0;
 }
 

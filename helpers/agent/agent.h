@@ -1,5 +1,6 @@
 /* spank-vm-agent: PID 1 of the default guest. It boots the guest (modules,
- * the host's root over 9p under a tmpfs overlay, the job's shares) and then
+ * the host's root over 9p under a tmpfs overlay, or a site image's disk,
+ * the job's shares) and then
  * serves the host's sessions over the virtio-serial port (doc/protocol.md).
  *
  * Files: boot.c (mounts, switch root), cmdline.c (the kernel command line),
@@ -33,6 +34,9 @@ void agent_escape(const uint8_t *bytes, size_t len, char *out, size_t cap);
 #define AGENT_MAX_TAG    31 /* virtio-9p mount tags are short names */
 #define AGENT_ROOT_TAG   "hostroot"
 #define AGENT_PATH_CAP   4096
+/* "/dev/" and a kernel block device name (vda, vda1, sda2, nvme0n1p1). */
+#define AGENT_MAX_DEV_NAME 31
+#define AGENT_DEV_CAP      (5 + AGENT_MAX_DEV_NAME + 1)
 
 struct agent_share {
 	char tag[AGENT_MAX_TAG + 1];
@@ -41,6 +45,9 @@ struct agent_share {
 
 struct agent_config {
 	bool allow_root; /* spank_vm.allow_root=1 */
+	/* spank_vm.root=/dev/NAME: the root file system is this disk, mounted
+	 * read-write, instead of the host's root over 9p; "" when not given */
+	char root_device[AGENT_DEV_CAP];
 	size_t nshares;
 	struct agent_share shares[AGENT_MAX_SHARES];
 };
@@ -59,7 +66,8 @@ int agent_load_modules(const char *const *names, size_t count, struct svm_err *e
 /* ---- boot.c ---- */
 
 /* Mounts the early file systems, loads modules, builds the new root and
- * switches to it; the process stays PID 1. */
+ * switches to it (or, started without an initramfs, keeps the kernel's
+ * root); the process stays PID 1. */
 int agent_boot(struct agent_config *config, struct svm_err *err);
 /* Opens the agent's virtio-serial port (waits for it to appear). */
 int agent_open_port(unsigned timeout_ms, struct svm_err *err);

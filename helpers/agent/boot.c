@@ -1,16 +1,30 @@
 /* Boot: from the initramfs to the guest's root, as PID 1.
  *
  *   initramfs /proc, /sys, /dev      to read the command line, load modules
+ *
+ * The default guest (no spank_vm.root) runs on the host's root:
  *   /run/svm/lower   9p "hostroot", read-only: the host's /
  *   /run/svm/rw      tmpfs: upper/ and work/ of the overlay
  *   /run/svm/root    overlay(lower, rw/upper, rw/work): writable, changes
  *                    stay in guest RAM and vanish with the guest
+ * A site image booted with the host's kernel (spank_vm.root=/dev/NAME) runs
+ * on its disk instead:
+ *   /run/svm/rootdev the disk's block device node
+ *   /run/svm/root    the disk, read-write: the host gives the guest a
+ *                    per-job qcow2 overlay, so writes never reach the image
  *
  * then the new root is moved onto / and chrooted into (the agent keeps
  * running: nothing to exec), /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp
  * and /run are mounted fresh inside it, and last each spank_vm.share is
  * mounted at its path, 9p read-write, nosuid, nodev (last, so that a share
- * may be below /tmp or /run). */
+ * may be below /tmp or /run).
+ *
+ * A site image that boots itself (catalog boot=disk, its bootloader passing
+ * init=/sbin/spank-vm-agent) starts the agent with the kernel's root already
+ * mounted: / is then not the initramfs (ramfs or tmpfs) but a disk file
+ * system. The agent keeps that root (remounted read-write if the kernel
+ * mounted it read-only), skips the root switch and spank_vm.root, and
+ * mounts the same file systems and shares inside it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +36,11 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <linux/magic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,14 +52,24 @@
 #define LOWER_DIR STAGE_DIR "/lower"
 #define RW_DIR    STAGE_DIR "/rw"
 #define ROOT_DIR  STAGE_DIR "/root"
+#define ROOT_DEV  STAGE_DIR "/rootdev"
 /* 9p messages of 256 KiB: the default 8 KiB makes every read a round trip. */
 #define NINEP_OPTS   "trans=virtio,version=9p2000.L,msize=262144"
 #define PORTS_DIR    "/sys/class/virtio-ports"
 #define NOSUID_NODEV (MS_NOSUID | MS_NODEV)
+/* virtio_blk probes its disk asynchronously once loaded. */
+#define ROOT_DEV_TIMEOUT_MS 10000
 
-/* The same list as spank-vm-image's AGENT_MODULES. */
+/* With disk_root_modules, the same list as spank-vm-image's AGENT_MODULES. */
 static const char *const wanted_modules[] = {"virtio_pci", "virtio_console", "9pnet_virtio", "9p",
                                              "overlay",    "button",         "evdev"};
+/* Only for spank_vm.root, so that the default guest does not pay for them
+ * at boot. ext4 and jbd2 ask the crypto API for "crc32c" by name, a soft
+ * dependency modules.dep does not list and that no modprobe resolves in the
+ * guest: the generic implementation comes first. */
+static const char *const disk_root_modules[] = {"virtio_blk", "crc32c_generic", "ext4"};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static int do_mount(const char *source, const char *target, const char *type, unsigned long flags,
                     const char *data, struct svm_err *err)
@@ -74,6 +101,22 @@ static int make_dirs(const char *path, mode_t mode, struct svm_err *err)
 		if (saved == '\0')
 			return 0;
 	}
+}
+
+static bool read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
 }
 
 /* The kernel gives init no descriptors when the initramfs has no
@@ -123,7 +166,7 @@ static int read_cmdline(struct agent_config *config, struct svm_err *err)
 	return agent_parse_cmdline(text, config, err);
 }
 
-static int mount_root(struct svm_err *err)
+static int mount_host_root(struct svm_err *err)
 {
 	if (make_dirs(LOWER_DIR, 0755, err) != 0 || make_dirs(RW_DIR, 0755, err) != 0 ||
 	    make_dirs(ROOT_DIR, 0755, err) != 0)
@@ -135,6 +178,72 @@ static int mount_root(struct svm_err *err)
 	return do_mount("overlay", ROOT_DIR, "overlay", 0,
 	                "lowerdir=" LOWER_DIR ",upperdir=" RW_DIR "/upper,workdir=" RW_DIR "/work",
 	                err);
+}
+
+/* A node of our own in the initramfs: the early /dev is nodev, and the
+ * kernel refuses to mount a block device reached through a nodev mount. */
+static int make_root_node(const char *device, struct svm_err *err)
+{
+	const struct timespec tick = {0, 10 * 1000 * 1000};
+	const char *name = device + strlen("/dev/");
+	char path[128], text[32];
+	unsigned maj, min, waited = 0;
+
+	snprintf(path, sizeof(path), "/sys/class/block/%s/dev", name);
+	while (!read_small(path, text, sizeof(text))) {
+		if (waited >= ROOT_DEV_TIMEOUT_MS)
+			return svm_err_set(err,
+			                   "root device %s did not appear within %u s (no such "
+			                   "disk or partition in this guest)",
+			                   device, ROOT_DEV_TIMEOUT_MS / 1000);
+		nanosleep(&tick, NULL);
+		waited += 10;
+	}
+	if (sscanf(text, "%u:%u", &maj, &min) != 2)
+		return svm_err_set(err, "%s: unexpected '%s'", path, text);
+	if (mknod(ROOT_DEV, S_IFBLK | 0600, makedev(maj, min)) != 0)
+		return svm_err_errno(err, errno, "mknod " ROOT_DEV " for %s", device);
+	return 0;
+}
+
+/* ext4 first (what site images are made of), then every disk file system
+ * type this kernel knows; the error reported is ext4's. */
+static int mount_any_type(const char *device, struct svm_err *err)
+{
+	char line[128];
+	int ext4_errno, rc = -1;
+	FILE *types;
+
+	if (mount(ROOT_DEV, ROOT_DIR, "ext4", 0, NULL) == 0)
+		return 0;
+	ext4_errno = errno;
+	types = fopen("/proc/filesystems", "re");
+	while (rc != 0 && types != NULL && fgets(line, sizeof(line), types) != NULL) {
+		char *type = line + strspn(line, " \t");
+
+		type[strcspn(type, " \t\n")] = '\0';
+		if (strncmp(line, "nodev", 5) == 0 || *type == '\0' || strcmp(type, "ext4") == 0)
+			continue;
+		if (mount(ROOT_DEV, ROOT_DIR, type, 0, NULL) == 0) {
+			agent_log("root device %s mounted as %s", device, type);
+			rc = 0;
+		}
+	}
+	if (types != NULL)
+		fclose(types);
+	if (rc != 0)
+		svm_err_errno(err, ext4_errno,
+		              "cannot mount root device %s read-write (as ext4, nor as any other "
+		              "file system type of this kernel)",
+		              device);
+	return rc;
+}
+
+static int mount_disk_root(const char *device, struct svm_err *err)
+{
+	if (make_dirs(ROOT_DIR, 0755, err) != 0 || make_root_node(device, err) != 0)
+		return -1;
+	return mount_any_type(device, err);
 }
 
 /* After the fresh /tmp and /run, so that shares may live below them. */
@@ -154,12 +263,19 @@ static int mount_shares(const struct agent_config *config, struct svm_err *err)
 	return 0;
 }
 
-static int switch_root(struct svm_err *err)
+/* The early mounts would stay behind, hidden under the fresh ones. */
+static int unmount_early(struct svm_err *err)
 {
-	/* The initramfs mounts would stay behind, hidden under the new root. */
 	if (umount2("/proc", MNT_DETACH) != 0 || umount2("/sys", MNT_DETACH) != 0 ||
 	    umount2("/dev", MNT_DETACH) != 0)
-		return svm_err_errno(err, errno, "unmount the initramfs's /proc, /sys, /dev");
+		return svm_err_errno(err, errno, "unmount the early /proc, /sys, /dev");
+	return 0;
+}
+
+static int switch_root(struct svm_err *err)
+{
+	if (unmount_early(err) != 0)
+		return -1;
 	if (chdir(ROOT_DIR) != 0)
 		return svm_err_errno(err, errno, "chdir " ROOT_DIR);
 	if (do_mount(ROOT_DIR, "/", NULL, MS_MOVE, NULL, err) != 0)
@@ -168,6 +284,41 @@ static int switch_root(struct svm_err *err)
 		return svm_err_errno(err, errno, "chroot");
 	if (chdir("/") != 0)
 		return svm_err_errno(err, errno, "chdir /");
+	return 0;
+}
+
+/* Booted by a site image's own bootloader: the kernel mounted the root,
+ * read-only unless told "rw"; the early mount points, jobs and share mount
+ * points need it writable (the host's per-job overlay keeps the image
+ * itself intact). */
+static int remount_root_rw(struct svm_err *err)
+{
+	struct statvfs st;
+
+	if (statvfs("/", &st) != 0)
+		return svm_err_errno(err, errno, "statvfs /");
+	if ((st.f_flag & ST_RDONLY) != 0 && mount(NULL, "/", NULL, MS_REMOUNT, NULL) != 0)
+		return svm_err_errno(err, errno, "remount / read-write");
+	return 0;
+}
+
+static int keep_disk_root(const struct agent_config *config, struct svm_err *err)
+{
+	if (config->root_device[0] != '\0')
+		agent_log("spank_vm.root=%s ignored: the kernel already mounted the root",
+		          config->root_device);
+	return unmount_early(err);
+}
+
+/* The initramfs is a ramfs or tmpfs; any other root was mounted by the
+ * kernel from a disk, with no initramfs in between. */
+static int root_is_initramfs(bool *initramfs, struct svm_err *err)
+{
+	struct statfs st;
+
+	if (statfs("/", &st) != 0)
+		return svm_err_errno(err, errno, "statfs /");
+	*initramfs = st.f_type == RAMFS_MAGIC || st.f_type == TMPFS_MAGIC;
 	return 0;
 }
 
@@ -186,6 +337,11 @@ static int make_dev_links(struct svm_err *err)
 
 static int mount_inside(struct svm_err *err)
 {
+	/* A site image may lack mount points the host's root has. */
+	if (make_dirs("/proc", 0555, err) != 0 || make_dirs("/sys", 0555, err) != 0 ||
+	    make_dirs("/dev", 0755, err) != 0 || make_dirs("/tmp", 01777, err) != 0 ||
+	    make_dirs("/run", 0755, err) != 0)
+		return -1;
 	if (do_mount("proc", "/proc", "proc", NOSUID_NODEV | MS_NOEXEC, NULL, err) != 0 ||
 	    do_mount("sysfs", "/sys", "sysfs", NOSUID_NODEV | MS_NOEXEC, NULL, err) != 0 ||
 	    do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", err) != 0)
@@ -220,36 +376,53 @@ static int loopback_up(struct svm_err *err)
 	return rc;
 }
 
+/* On a disk root the image's own /lib/modules (if any) serves, and drivers
+ * the image's kernel has built in need nothing: a mount that lacks one
+ * says so later. */
+static int load_modules(const struct agent_config *config, bool initramfs, struct svm_err *err)
+{
+	if (!initramfs) {
+		if (agent_load_modules(wanted_modules, COUNT(wanted_modules), err) != 0)
+			agent_log("modules: %s; going on with the kernel's built-in drivers",
+			          err->msg);
+		return 0;
+	}
+	if (agent_load_modules(wanted_modules, COUNT(wanted_modules), err) != 0)
+		return -1;
+	if (config->root_device[0] == '\0')
+		return 0;
+	return agent_load_modules(disk_root_modules, COUNT(disk_root_modules), err);
+}
+
+static int make_root(const struct agent_config *config, bool initramfs, struct svm_err *err)
+{
+	if (!initramfs)
+		return keep_disk_root(config, err);
+	if ((config->root_device[0] != '\0' ? mount_disk_root(config->root_device, err)
+	                                    : mount_host_root(err)) != 0)
+		return -1;
+	return switch_root(err);
+}
+
 int agent_boot(struct agent_config *config, struct svm_err *err)
 {
-	if (mount_early(err) != 0 || read_cmdline(config, err) != 0 ||
-	    agent_load_modules(wanted_modules, sizeof(wanted_modules) / sizeof(wanted_modules[0]),
-	                       err) != 0 ||
-	    mount_root(err) != 0 || switch_root(err) != 0 || mount_inside(err) != 0 ||
-	    mount_shares(config, err) != 0)
+	bool initramfs = true;
+
+	if (root_is_initramfs(&initramfs, err) != 0 || (!initramfs && remount_root_rw(err) != 0) ||
+	    mount_early(err) != 0 || read_cmdline(config, err) != 0 ||
+	    load_modules(config, initramfs, err) != 0 || make_root(config, initramfs, err) != 0 ||
+	    mount_inside(err) != 0 || mount_shares(config, err) != 0)
 		return -1;
+	if (!initramfs)
+		agent_log("root: the kernel's (no initramfs)");
+	else if (config->root_device[0] != '\0')
+		agent_log("root: %s, read-write", config->root_device);
 	if (loopback_up(err) != 0)
 		agent_log("loopback stays down: %s", err->msg);
 	return 0;
 }
 
 /* ---- the agent's port ---- */
-
-static bool read_small(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, cap - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return true;
-}
 
 /* The port's device node; created from its major:minor when devtmpfs lacks it. */
 static int open_port_dev(const char *port, struct svm_err *err)

@@ -7,6 +7,12 @@
  *                              and ':'), absolute, without "." or ".."
  *                              components; at most AGENT_MAX_SHARES
  *   spank_vm.allow_root=0|1    whether EXEC may ask for uid/gid 0 (default 0)
+ *   spank_vm.root=/dev/NAME    boot a site image: mount this block device
+ *                              read-write as the root instead of the host's
+ *                              root over 9p; NAME is a kernel device name
+ *                              (a lowercase letter, then lowercase letters
+ *                              and digits: vda, vda1, nvme0n1p1), at most
+ *                              once
  *
  * The kernel does not pass dotted parameters to init, so they are read from
  * /proc/cmdline. Anything else under spank_vm. is refused. */
@@ -98,6 +104,36 @@ static int parse_share(const char *value, size_t len, struct agent_config *confi
 	return 0;
 }
 
+/* Only plain kernel names: the value becomes a path under /dev and /sys. */
+static bool is_device_path(const char *value, size_t len)
+{
+	const size_t plen = strlen("/dev/");
+
+	if (len <= plen || len - plen > AGENT_MAX_DEV_NAME || memcmp(value, "/dev/", plen) != 0 ||
+	    value[plen] < 'a' || value[plen] > 'z')
+		return false;
+	for (size_t i = plen; i < len; i++)
+		if (!((value[i] >= 'a' && value[i] <= 'z') || (value[i] >= '0' && value[i] <= '9')))
+			return false;
+	return true;
+}
+
+static int parse_root(const char *value, size_t len, struct agent_config *config,
+                      struct svm_err *err)
+{
+	if (config->root_device[0] != '\0')
+		return svm_err_set(err, "spank_vm.root given twice");
+	if (!is_device_path(value, len))
+		return svm_err_set(err,
+		                   "spank_vm.root '%.*s' must be /dev/NAME, NAME a lowercase "
+		                   "letter then up to %d lowercase letters and digits (such as "
+		                   "/dev/vda1)",
+		                   (int)(len > 64 ? 64 : len), value, AGENT_MAX_DEV_NAME - 1);
+	memcpy(config->root_device, value, len);
+	config->root_device[len] = '\0';
+	return 0;
+}
+
 static int parse_param(const char *word, size_t len, struct agent_config *config,
                        struct svm_err *err)
 {
@@ -114,6 +150,8 @@ static int parse_param(const char *word, size_t len, struct agent_config *config
 	value_len = len - (size_t)(eq + 1 - word);
 	if (key_len == 5 && memcmp(key, "share", 5) == 0)
 		return parse_share(eq + 1, value_len, config, err);
+	if (key_len == 4 && memcmp(key, "root", 4) == 0)
+		return parse_root(eq + 1, value_len, config, err);
 	if (key_len == 10 && memcmp(key, "allow_root", 10) == 0 && value_len == 1 &&
 	    (eq[1] == '0' || eq[1] == '1')) {
 		config->allow_root = eq[1] == '1';
@@ -121,7 +159,8 @@ static int parse_param(const char *word, size_t len, struct agent_config *config
 	}
 	return svm_err_set(err,
 	                   "unknown or malformed kernel parameter '%.*s' (known: "
-	                   "spank_vm.share=TAG:PATH, spank_vm.allow_root=0|1)",
+	                   "spank_vm.share=TAG:PATH, spank_vm.allow_root=0|1, "
+	                   "spank_vm.root=/dev/NAME)",
 	                   (int)(len > 200 ? 200 : len), word);
 }
 

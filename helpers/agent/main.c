@@ -1,4 +1,4 @@
-/* spank-vm-agent: PID 1 of the default guest (see agent.h). A failure to
+/* spank-vm-agent: PID 1 of the default guest and of site images (see agent.h). A failure to
  * boot powers the guest off with the reason on the console: the host sees
  * the domain go away instead of waiting for a READY that never comes. */
 #include <stdlib.h>
@@ -20,7 +20,8 @@ int main(void)
 	int port, power_button;
 
 	if (getpid() != 1) {
-		agent_log("must run as PID 1 of a spank_vm guest (the initramfs's /init)");
+		agent_log("must run as PID 1 of a spank_vm guest (the initramfs's /init, or "
+		          "init=/sbin/spank-vm-agent of a site image)");
 		return 2;
 	}
 	if (agent_spawn_init_limits(&err) != 0 || agent_boot(&config, &err) != 0)

@@ -7,24 +7,51 @@
 # The archive is reproducible: the same inputs give the same bytes (entries
 # sorted, every mtime fixed, owner 0:0, `cpio --reproducible -H newc`,
 # `gzip -n`), so a site can compare digests across nodes.
+#
+# Two more modes serve site images (catalog entries, --vm=NAME):
+#   --install-agent DISK  writes the agent as /sbin/spank-vm-agent (0755,
+#                         root) into the ext2/3/4 file system of DISK with
+#                         debugfs, never mounting it; the result replaces
+#                         DISK by rename, so guests still running on the old
+#                         file keep it
+#   --make-disk OUT       a small ext4 site image from the default image's
+#                         content (busybox and its applets, the agent), no
+#                         download: for tests and as a starting point
 set -euo pipefail
 
 PROG=spank-vm-image
 # What the agent loads at boot (wanted_modules in helpers/agent/boot.c: the
 # virtio transport and console, 9p, overlayfs, the ACPI power button and
-# its input device); their dependencies come from modules.dep.
-AGENT_MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay button evdev)
+# its input device; then disk_root_modules, only for a site image's disk as
+# the root: virtio_blk, crc32c_generic that ext4 and jbd2 look up by name,
+# and ext4); their dependencies come from modules.dep.
+AGENT_MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay button evdev
+	virtio_blk crc32c_generic ext4)
 FIXED_MTIME=0
+# Where the agent lives in a site image (its bootloader's init=).
+AGENT_IN_IMAGE=/sbin/spank-vm-agent
+# The fixed identity of the file systems --make-disk writes.
+DISK_UUID=5a7e0000-5a7e-4000-8000-000000000001
 STAGE="" # the staging directory, removed on exit
 
 usage() {
 	cat <<EOF
 usage: $PROG --out DIR [--kernel PATH] [--agent PATH] [--busybox PATH]
+       $PROG --install-agent DISK [--format raw|qcow2] [--agent PATH]
+       $PROG --make-disk OUT.raw [--size SIZE] [--add DIR] [--agent PATH] [--busybox PATH]
 Builds DIR/initrd-<kernel release>.img for the default spank_vm guest and links
 DIR/vmlinuz-<kernel release> to the kernel it belongs to.
   --kernel PATH   default: the newest /boot/vmlinuz-* whose modules have 9p
   --agent PATH    default: spank-vm-agent next to this program
   --busybox PATH  default: /bin/busybox (busybox-static)
+--install-agent writes the agent as $AGENT_IN_IMAGE (0755, root:root) into the
+ext2/3/4 file system that fills DISK (not one on a partition), without mounting
+it, and replaces DISK atomically.
+  --format F      raw or qcow2; default: what qemu-img says DISK is
+--make-disk makes an ext4 raw disk holding busybox (every applet linked), the
+agent as $AGENT_IN_IMAGE and the usual directories. As root.
+  --size SIZE     the disk's size, as mke2fs reads it; default 64M
+  --add DIR       DIR's content goes into the disk's / as well
 EOF
 }
 
@@ -102,8 +129,134 @@ pack() { # STAGE OUT
 	) | gzip -n -9 >"$2"
 }
 
+# ---- site images ----
+
+need_tool() { # TOOL PACKAGE
+	command -v "$1" >/dev/null || die "$1 not found (install $2)"
+}
+
+# The directory /sbin resolves to in the image: merged-/usr images have
+# /sbin -> usr/sbin, and debugfs does not write through a symlink.
+image_sbin() { # RAW
+	local info dest
+	info=$(debugfs -R 'stat /sbin' "$1" 2>/dev/null || true)
+	case "$info" in
+	*"Type: directory"*) echo /sbin ;;
+	*"Type: symlink"*)
+		dest=$(sed -n 's/^Fast link dest: "\(.*\)"$/\1/p' <<<"$info")
+		[[ "$dest" =~ ^/?[A-Za-z0-9._/-]+$ && "$dest" != *..* ]] ||
+			die "cannot follow the image's /sbin symlink ('$dest')"
+		echo "/${dest#/}"
+		;;
+	"") echo "" ;; # no /sbin yet
+	*) die "the image's /sbin is neither a directory nor a symlink" ;;
+	esac
+}
+
+# Writes the agent into RAW's file system. debugfs exits 0 even when one of
+# its commands fails, so the result is read back and compared.
+install_into_raw() { # RAW AGENT
+	local raw=$1 agent=$2 dir check=$STAGE/agent.check
+	e2fsck -fn "$raw" >/dev/null 2>&1 ||
+		die "no clean ext2/3/4 file system fills the disk (partitioned, or in need of fsck?)"
+	dir=$(image_sbin "$raw")
+	if [ -z "$dir" ]; then
+		debugfs -w -R 'mkdir /sbin' "$raw" >/dev/null 2>&1
+		dir=/sbin
+	fi
+	debugfs -w -f - "$raw" >/dev/null 2>&1 <<EOF
+rm $dir/spank-vm-agent
+write $agent $dir/spank-vm-agent
+sif $dir/spank-vm-agent mode 0100755
+sif $dir/spank-vm-agent uid 0
+sif $dir/spank-vm-agent gid 0
+EOF
+	debugfs -R "dump $dir/spank-vm-agent $check" "$raw" >/dev/null 2>&1 || true
+	cmp -s "$agent" "$check" || die "writing the agent into the disk failed"
+	debugfs -R "stat $dir/spank-vm-agent" "$raw" 2>/dev/null |
+		grep -qE '^Inode: .*Mode: +0755' || die "the agent in the disk is not mode 0755"
+	e2fsck -fn "$raw" >/dev/null 2>&1 || die "the disk fails fsck after writing the agent"
+}
+
+disk_format() { # DISK
+	qemu-img info -U --output=json "$1" | sed -n 's/^ *"format": "\([a-z0-9]*\)",*$/\1/p' | head -1
+}
+
+install_agent() { # DISK FORMAT AGENT
+	local disk=$1 format=$2 agent=$3 work
+	[ -f "$disk" ] || die "no disk at $disk"
+	need_tool debugfs e2fsprogs
+	need_tool qemu-img qemu-utils
+	# debugfs reads its commands split at blanks.
+	[[ "$agent$disk" != *[[:space:]\"]* ]] || die "the paths of the agent and the disk may hold no blanks or quotes"
+	[ -n "$format" ] || format=$(disk_format "$disk")
+	case "$format" in
+	raw | qcow2) ;;
+	*) die "$disk: cannot install into format '$format' (raw or qcow2)" ;;
+	esac
+	# Temporary files next to DISK, so that the last step is a rename.
+	STAGE=$(mktemp -d "$(dirname "$disk")/.$PROG.XXXXXX")
+	trap 'rm -rf "$STAGE"' EXIT
+	work=$STAGE/disk.raw
+	if [ "$format" = raw ]; then
+		cp --sparse=always "$disk" "$work"
+	else
+		qemu-img convert -f qcow2 -O raw "$disk" "$work"
+	fi
+	install_into_raw "$work" "$agent"
+	if [ "$format" = qcow2 ]; then
+		qemu-img convert -f raw -O qcow2 "$work" "$STAGE/disk.qcow2"
+		work=$STAGE/disk.qcow2
+	fi
+	chmod --reference="$disk" "$work"
+	chown --reference="$disk" "$work"
+	mv -f "$work" "$disk"
+	echo "$disk: $AGENT_IN_IMAGE installed ($(stat -c %s "$agent") bytes, $format)"
+}
+
+# The image's tree: busybox with each applet where busybox says it lives,
+# the agent, and the directories a root file system is expected to have.
+make_disk_tree() { # STAGE AGENT BUSYBOX ADD
+	local stage=$1 agent=$2 busybox=$3 add=$4 applet
+	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,home,mnt}
+	install -d -m 1777 "$stage/tmp" "$stage/var/tmp"
+	install -d -m 0700 "$stage/root"
+	install -m 0755 "$busybox" "$stage/bin/busybox"
+	install -m 0755 "$agent" "$stage$AGENT_IN_IMAGE"
+	while read -r applet; do
+		[ -e "$stage/$applet" ] || [ -L "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
+	done < <("$busybox" --list-full)
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+		>"$stage/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
+	if [ -n "$add" ]; then
+		cp -a "$add/." "$stage/"
+	fi
+	find "$stage" -exec touch -h -d "@$FIXED_MTIME" {} +
+}
+
+make_disk() { # OUT SIZE AGENT BUSYBOX ADD
+	local out=$1 size=$2 agent=$3 busybox=$4 add=$5
+	[ "$(id -u)" -eq 0 ] || die "--make-disk runs as root (the image's files belong to root)"
+	need_tool mke2fs e2fsprogs
+	[ -z "$add" ] || [ -d "$add" ] || die "--add: no directory $add"
+	STAGE=$(mktemp -d "${TMPDIR:-/tmp}/$PROG.XXXXXX")
+	trap 'rm -rf "$STAGE"' EXIT
+	make_disk_tree "$STAGE/root" "$agent" "$busybox" "$add"
+	rm -f "$out.tmp"
+	# A fixed UUID and hash seed, files of fixed mtimes: builds differ only
+	# in creation and change times (mke2fs 1.47.0 takes those from the clock).
+	mke2fs -q -F -t ext4 -L spank-vm -U "$DISK_UUID" -E "hash_seed=$DISK_UUID,root_owner=0:0" \
+		-d "$STAGE/root" "$out.tmp" "$size" >/dev/null ||
+		die "mke2fs failed (is $size enough for $(du -sh "$STAGE/root" | cut -f1)?)"
+	chmod 0644 "$out.tmp"
+	mv -f "$out.tmp" "$out"
+	echo "$out $(stat -c %s "$out") bytes (ext4; $(du -k "$out" | cut -f1) KiB allocated; agent at $AGENT_IN_IMAGE)"
+}
+
 main() {
-	local out="" kernel="" agent="" busybox=/bin/busybox
+	local out="" kernel="" agent="" busybox=/bin/busybox mode=initramfs target="" format=""
+	local size=64M add=""
 	agent="$(dirname "$(readlink -f "$0")")/spank-vm-agent"
 	while [ $# -gt 0 ]; do
 		case "$1" in
@@ -111,14 +264,30 @@ main() {
 		--kernel) kernel=${2:?--kernel needs a path}; shift 2 ;;
 		--agent) agent=${2:?--agent needs a path}; shift 2 ;;
 		--busybox) busybox=${2:?--busybox needs a path}; shift 2 ;;
+		--install-agent) mode=install; target=${2:?--install-agent needs a disk}; shift 2 ;;
+		--format) format=${2:?--format needs raw or qcow2}; shift 2 ;;
+		--make-disk) mode=disk; target=${2:?--make-disk needs an output file}; shift 2 ;;
+		--size) size=${2:?--size needs a size}; shift 2 ;;
+		--add) add=${2:?--add needs a directory}; shift 2 ;;
 		-h | --help) usage; exit 0 ;;
 		*) usage >&2; exit 2 ;;
 		esac
 	done
+	[ -x "$agent" ] || die "no agent at $agent (build spank-vm-agent or pass --agent)"
+	case "$mode" in
+	install)
+		install_agent "$target" "$format" "$(readlink -f "$agent")"
+		return
+		;;
+	disk)
+		[ -x "$busybox" ] || die "no busybox at $busybox (install busybox-static)"
+		make_disk "$target" "$size" "$agent" "$busybox" "$add"
+		return
+		;;
+	esac
 	[ -n "$out" ] || { usage >&2; exit 2; }
 	[ -n "$kernel" ] || kernel=$(default_kernel)
 	[ -f "$kernel" ] || die "no kernel at $kernel"
-	[ -x "$agent" ] || die "no agent at $agent (build spank-vm-agent or pass --agent)"
 	[ -x "$busybox" ] || die "no busybox at $busybox (install busybox-static)"
 	local release img
 	release=$(kernel_release "$kernel")

@@ -3,6 +3,7 @@
  * libvirt's configuration. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,26 +45,24 @@ static virConnectPtr connect_libvirt(const struct provision_opts *o, struct svm_
 	return conn;
 }
 
-/* A site image becomes the guest's first disk, through a per-job overlay. */
-static int prepare_disk(const struct provision_opts *o, char *overlay, size_t len,
-                        struct svm_err *err)
+/* A site image, if the guest boots one: its catalog entry, checked against
+ * the guest; image->name is "" for the default guest. */
+static int load_image(const struct provision_opts *o, struct svm_image *image, struct svm_err *err)
 {
-	struct svm_image image;
-
-	overlay[0] = '\0';
+	memset(image, 0, sizeof(*image));
 	if (o->image == NULL)
 		return 0;
-	if (svm_catalog_load(o->image_dir, o->image, &image, err) != 0)
+	if (svm_catalog_load(o->image_dir, o->image, image, err) != 0)
 		return -1;
-	if (!svm_image_supports(&image, o->hypervisor))
-		return svm_err_set(err, "image %s cannot boot under %s", image.name,
+	if (!svm_image_supports(image, o->hypervisor))
+		return svm_err_set(err, "image %s cannot boot under %s", image->name,
 		                   svm_hypervisor_name(o->hypervisor));
-	if (image.boot != SVM_BOOT_HOST_KERNEL)
+	if (image->boot != SVM_BOOT_HOST_KERNEL)
 		return svm_err_set(err,
 		                   "image %s: boot=disk is not supported yet (use "
 		                   "boot=host-kernel)",
-		                   image.name);
-	return provision_make_overlay(o, &image, overlay, len, err);
+		                   image->name);
+	return 0;
 }
 
 #define ALL_SHARES (2 * PROVISION_MAX_SHARES + 1)
@@ -83,34 +82,54 @@ static bool has_tag(const struct provision_opts *o, const char *tag)
 	return false;
 }
 
-/* What the guest sees of the host: the built-in guest gets the host's root
- * read-only (tag hostroot); each --guest-share PATH is mounted read-write at
- * PATH, which the agent learns from spank_vm.share=TAG:PATH (encoded) on the
- * kernel command line. */
-static int guest_view(const struct provision_opts *o, struct guest_view *v, struct svm_err *err)
+static int append(struct guest_view *v, size_t *used, struct svm_err *err, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static int append(struct guest_view *v, size_t *used, struct svm_err *err, const char *fmt, ...)
 {
-	size_t used;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(v->cmdline + *used, sizeof(v->cmdline) - *used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(v->cmdline) - *used)
+		return svm_err_set(err, "the guest's kernel command line is too long");
+	*used += (size_t)n;
+	return 0;
+}
+
+/* What the guest sees of the host: the built-in guest gets the host's root
+ * read-only (tag hostroot), a site image its own disk as root, which the
+ * agent learns from spank_vm.root (and spank_vm.allow_root=1 when the
+ * catalog allows jobs to run as root there); each --guest-share PATH is
+ * mounted read-write at PATH, which the agent learns from
+ * spank_vm.share=TAG:PATH (encoded) on the kernel command line. */
+static int guest_view(const struct provision_opts *o, const struct svm_image *image,
+                      struct guest_view *v, struct svm_err *err)
+{
+	size_t used = 0;
 
 	v->nshares = 0;
 	for (size_t i = 0; i < o->nshares; i++)
 		v->shares[v->nshares++] = o->shares[i];
 	if (o->image == NULL && !has_tag(o, "hostroot"))
 		v->shares[v->nshares++] = (struct svm_share){"/", "hostroot", true};
-	used = (size_t)snprintf(v->cmdline, sizeof(v->cmdline), "%s",
-	                        o->cmdline ? o->cmdline : "console=ttyS0 quiet");
+	if (append(v, &used, err, "%s", o->cmdline ? o->cmdline : "console=ttyS0 quiet") != 0)
+		return -1;
+	if (image->name[0] != '\0' &&
+	    (append(v, &used, err, " spank_vm.root=%s", image->root_device) != 0 ||
+	     (image->allow_root && append(v, &used, err, " spank_vm.allow_root=1") != 0)))
+		return -1;
 	for (size_t i = 0; i < o->nguest_shares; i++) {
 		char encoded[3 * 4096 + 1];
-		int n;
 
 		snprintf(v->tags[i], sizeof(v->tags[i]), "share%zu", i);
 		v->shares[v->nshares++] = (struct svm_share){o->guest_shares[i], v->tags[i], false};
 		if (svm_percent_encode(o->guest_shares[i], encoded, sizeof(encoded)) != 0)
 			return svm_err_set(err, "--guest-share: path too long");
-		n = snprintf(v->cmdline + used, sizeof(v->cmdline) - used, " spank_vm.share=%s:%s",
-		             v->tags[i], encoded);
-		if (n < 0 || (size_t)n >= sizeof(v->cmdline) - used)
-			return svm_err_set(err, "the guest's kernel command line is too long");
-		used += (size_t)n;
+		if (append(v, &used, err, " spank_vm.share=%s:%s", v->tags[i], encoded) != 0)
+			return -1;
 	}
 	return 0;
 }
@@ -122,6 +141,7 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	char kernel[4096], initrd[4096];
 	struct svm_domain_spec spec = {0};
 	static struct guest_view view;
+	struct svm_image image;
 	uuid_t uuid;
 
 	snprintf(console, sizeof(console), "%s/console.log", o->dir);
@@ -132,11 +152,14 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	spec.uuid = uuid_text;
 	spec.uid = o->uid;
 	spec.gid = o->gid;
+	/* The catalog first: the kernel command line tells the agent the image's root. */
+	if (load_image(o, &image, err) != 0)
+		return -1;
 	if (provision_boot_files(o, kernel, sizeof(kernel), initrd, sizeof(initrd), err) != 0)
 		return -1;
 	spec.kernel = kernel;
 	spec.initrd = initrd;
-	if (guest_view(o, &view, err) != 0)
+	if (guest_view(o, &image, &view, err) != 0)
 		return -1;
 	/* The serial console is the guest's log (console.log). */
 	spec.cmdline = view.cmdline;
@@ -145,7 +168,9 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	spec.no_hard_limit = o->no_hard_limit;
 	spec.shares = view.shares;
 	spec.nshares = view.nshares;
-	if (prepare_disk(o, overlay, sizeof(overlay), err) != 0)
+	overlay[0] = '\0';
+	if (image.name[0] != '\0' &&
+	    provision_make_overlay(o, &image, overlay, sizeof(overlay), err) != 0)
 		return -1;
 	spec.disk_image = overlay[0] ? overlay : NULL;
 	return svm_domain_xml(plan, &spec, xml, err);
