@@ -6,13 +6,16 @@
  *
  *   agent_client --socket PATH [--timeout S] [--ready] [--uid N --gid N]
  *                [--group N]... [--cwd DIR] [--env NAME=VALUE]... [--stdin]
- *                [--umask OCTAL] [--extra-fd N] [--parallel N] [--bad-frame]
+ *                [--umask OCTAL] [--extra-fd N] [--parallel N]
+ *                [--bad-frame flags|oversize|version]
  *                [--poweroff] [-- COMMAND...]
  *
  * --extra-fd opens the extra stream at fd N (its bytes are printed on
  * stdout; the client sends none). --ready prints the READY fields.
- * --bad-frame sends a frame with nonzero flags and prints the ERROR the
- * agent answers. Exit 124: timeout, 125: the agent refused or failed
+ * --bad-frame sends a faulty frame and prints the ERROR the agent answers:
+ * flags (a HEARTBEAT with nonzero flags, after READY), oversize (a header
+ * announcing 65537 payload bytes, after READY), version (a HELLO offering
+ * only version 99, instead of the real one). Exit 124: timeout, 125: the agent refused or failed
  * (ERROR), 2: usage. */
 #include <errno.h>
 #include <getopt.h>
@@ -91,14 +94,17 @@ static void send_buf(struct client *c, struct svm_proto_buf *buf)
 	write_all(c->fd, buf->data, buf->len);
 }
 
-static void send_hello(struct client *c)
+enum bad_frame { BAD_NONE, BAD_FLAGS, BAD_OVERSIZE, BAD_VERSION };
+
+static void send_hello(struct client *c, enum bad_frame bad)
 {
 	const struct svm_proto_hello hello = {SVM_PROTO_VERSION_MIN, SVM_PROTO_VERSION_MAX};
+	const struct svm_proto_hello future = {99, 99};
 	struct svm_proto_buf buf;
 	struct svm_err err;
 
 	svm_proto_buf_init(&buf, c->out, sizeof(c->out));
-	if (svm_proto_encode_hello(&buf, &hello, &err) != 0)
+	if (svm_proto_encode_hello(&buf, bad == BAD_VERSION ? &future : &hello, &err) != 0)
 		die(1, err.msg);
 	send_buf(c, &buf);
 }
@@ -210,7 +216,9 @@ static bool wait_ready(struct client *c, bool print)
  * guest may see both at once, miss the reconnect, and answer our HELLO as a
  * second HELLO of the old connection (ERROR STATE). Then the client hangs up,
  * which the agent does see, and tries again (bounded by the deadline). */
-static void connect_ready(struct client *c, const char *socket_path, bool print)
+static void await_error(struct client *c);
+
+static void connect_ready(struct client *c, const char *socket_path, bool print, enum bad_frame bad)
 {
 	const struct timespec backoff = {0, 100 * 1000 * 1000};
 
@@ -218,7 +226,9 @@ static void connect_ready(struct client *c, const char *socket_path, bool print)
 		c->fd = connect_socket(socket_path);
 		svm_proto_reader_init(&c->reader, SVM_PROTO_AGENT);
 		c->pos = c->have = 0;
-		send_hello(c);
+		send_hello(c, bad);
+		if (bad == BAD_VERSION)
+			await_error(c);
 		if (wait_ready(c, print))
 			return;
 		close(c->fd);
@@ -389,19 +399,43 @@ static void send_execs(struct client *c)
 	}
 }
 
-static void send_bad_frame(struct client *c)
+/* Prints the connection's ERROR (and exits); other frames are skipped. */
+static void await_error(struct client *c)
 {
-	/* A HEARTBEAT whose flags byte is set: MALFORMED for the whole connection. */
-	const uint8_t bad[] = {8, 0, 0, 0, SVM_PROTO_MSG_HEARTBEAT, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	                       0, 0, 0, 0};
 	struct svm_proto_frame frame;
 
-	write_all(c->fd, bad, sizeof(bad));
 	for (;;) {
 		next_frame(c, &frame);
 		if (frame.type == SVM_PROTO_MSG_ERROR)
 			print_error(c, &frame); /* exits: a connection error */
 	}
+}
+
+static void send_bad_frame(struct client *c, enum bad_frame bad)
+{
+	/* A HEARTBEAT whose flags byte is set: MALFORMED for the whole connection. */
+	const uint8_t flags[] = {
+	        8, 0, 0, 0, SVM_PROTO_MSG_HEARTBEAT, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+	/* DATA announcing 65537 bytes: refused from the header alone. */
+	const uint8_t oversize[] = {1, 0, 1, 0, SVM_PROTO_MSG_DATA, 0, 0, 0, 1, 0, 0, 0};
+
+	if (bad == BAD_FLAGS)
+		write_all(c->fd, flags, sizeof(flags));
+	else
+		write_all(c->fd, oversize, sizeof(oversize));
+	await_error(c);
+}
+
+static enum bad_frame bad_frame_kind(const char *text)
+{
+	if (strcmp(text, "flags") == 0)
+		return BAD_FLAGS;
+	if (strcmp(text, "oversize") == 0)
+		return BAD_OVERSIZE;
+	if (strcmp(text, "version") == 0)
+		return BAD_VERSION;
+	die(2, "--bad-frame: give flags, oversize or version");
+	return BAD_NONE;
 }
 
 static void send_poweroff(struct client *c)
@@ -446,7 +480,7 @@ static const struct option options[] = {
         {"stdin", no_argument, NULL, 'i'},
         {"parallel", required_argument, NULL, 'p'},
         {"umask", required_argument, NULL, 'm'},
-        {"bad-frame", no_argument, NULL, 'b'},
+        {"bad-frame", required_argument, NULL, 'b'},
         {"poweroff", no_argument, NULL, 'P'},
         {"extra-fd", required_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
@@ -455,7 +489,8 @@ static const struct option options[] = {
 struct client_args {
 	const char *socket_path;
 	double timeout;
-	bool print_ready, bad_frame, poweroff;
+	bool print_ready, poweroff;
+	enum bad_frame bad_frame;
 };
 
 /* Options that shape the EXEC request. Returns false for an unknown one. */
@@ -517,7 +552,7 @@ static void parse_args(int argc, char **argv, struct client *c, struct client_ar
 		else if (opt == 'r')
 			o->print_ready = true;
 		else if (opt == 'b')
-			o->bad_frame = true;
+			o->bad_frame = bad_frame_kind(optarg);
 		else if (opt == 'P')
 			o->poweroff = true;
 		else if (!request_option(opt, optarg, c))
@@ -538,9 +573,9 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &c, &o);
 	svm_proto_send_credit_init(&c.stdin_credit);
 	c.deadline = now_s() + o.timeout;
-	connect_ready(&c, o.socket_path, o.print_ready);
-	if (o.bad_frame)
-		send_bad_frame(&c);
+	connect_ready(&c, o.socket_path, o.print_ready, o.bad_frame);
+	if (o.bad_frame != BAD_NONE)
+		send_bad_frame(&c, o.bad_frame);
 	if (request.argc > 0) {
 		send_execs(&c);
 		relay(&c);

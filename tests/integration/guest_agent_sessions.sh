@@ -3,8 +3,9 @@
 # program's status, identity, groups, umask and environment are exactly the
 # ones sent, the extra stream is a socket at its fd, stdin and large
 # outputs flow under the windows, sessions run concurrently, root and
-# unknown programs are refused, a malformed frame gets an ERROR without
-# harming the next connection, and libvirt's graceful shutdown works.
+# unknown programs are refused, malformed, oversize and wrong-version frames
+# get an ERROR without harming the next connection, and libvirt's graceful
+# shutdown works.
 source "$(dirname "$0")/guest_agent_lib.sh"
 
 status_of() { # CLIENT ARGS...: prints the status agent_client exited with
@@ -73,13 +74,16 @@ assert_eq 125 "$missing_rc" "status of a missing program"
 assert_contains "$missing_err" "ERROR exec failed" "answer to a missing program"
 assert_contains "$missing_err" "No such file or directory" "reason for a missing program"
 
-# A frame with nonzero flags: ERROR(0, MALFORMED); the next connection works.
-set +e
-bad=$("$AGENT_CLIENT" --socket "$GUEST_SOCK" --timeout 60 --bad-frame 2>&1)
-set -e
-assert_contains "$bad" "ERROR malformed on session 0" "answer to a malformed frame"
-wait_until 30 "the agent to serve a new connection" guest_run -- true
-assert_eq 0 "$(status_of -- true)" "a session after the malformed frame"
+# Faulty frames get ERROR(0, ...) and the connection closed; the agent
+# survives and serves the next connection.
+for fault in "flags:malformed" "oversize:too large" "version:version"; do
+	set +e
+	bad=$("$AGENT_CLIENT" --socket "$GUEST_SOCK" --timeout 60 --bad-frame "${fault%%:*}" 2>&1)
+	set -e
+	assert_contains "$bad" "ERROR ${fault#*:} on session 0" "answer to a ${fault%%:*} fault"
+	wait_until 30 "the agent to serve a new connection" guest_run -- true
+	assert_eq 0 "$(status_of -- true)" "a session after the ${fault%%:*} fault"
+done
 
 # libvirt's graceful shutdown (the ACPI power button, tried first by
 # spank-vm-provision stop) powers the guest off well before the timeout.
