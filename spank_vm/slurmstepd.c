@@ -168,6 +168,14 @@ static bool is_task_step(spank_t sp, uint32_t *job_id)
 	       spank_get_item(sp, S_JOB_ID, job_id) == ESPANK_SUCCESS;
 }
 
+static bool is_batch_step(spank_t sp)
+{
+	uint32_t step_id = 0;
+
+	return spank_get_item(sp, S_JOB_STEPID, &step_id) == ESPANK_SUCCESS &&
+	       step_id == SLURM_BATCH_SCRIPT;
+}
+
 int svm_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 {
 	struct svm_request req;
@@ -309,6 +317,9 @@ int svm_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		return -1;
 	}
 	if (export_guest_env(sp, job_id) != 0 || export_pmi_fd(sp) != 0)
+		return -1;
+	/* The script is in slurmd's spool: the proxy ships it over the session. */
+	if (is_batch_step(sp) && setenv_or_fail(sp, "SPANK_VM_SHIP_SCRIPT", "1") != 0)
 		return -1;
 	if (task_debug && setenv_or_fail(sp, "SPANK_VM_DEBUG_GUEST", "1") != 0)
 		return -1;

@@ -57,6 +57,11 @@ struct exec_proxy {
 	char fail_msg[1200];
 };
 
+/* script.c: the argv that runs the batch script argv[0] in the guest, the
+ * script itself offered on *extra_fd (opened here); NULL and why if the
+ * script cannot be read. */
+char **exec_ship_script(char **argv, int *extra_fd, char *why, size_t why_len);
+
 /* relay.c */
 int exec_relay(struct exec_proxy *p, struct svm_proto_exec *exec);
 void exec_fail(struct exec_proxy *p, int code, const char *fmt, ...)

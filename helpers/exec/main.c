@@ -45,6 +45,7 @@ struct exec_opts {
 	const char *ready_file; /* task mode: the mux's readiness line */
 	const char *job_dir;    /* task mode: where guest.error would be */
 	bool report_guest;      /* task mode, --vm-debug, rank 0: say what the guest is */
+	bool ship_script;       /* task mode, batch step: argv[0] is the host's script */
 };
 
 static struct svm_proto_exec exec_request; /* large */
@@ -135,10 +136,11 @@ static void parse_args(int argc, char **argv, struct exec_opts *o)
  * task_init). Everything comes from the environment it set: on Slurm 22.05
  * argv[0] was replaced and the task's program is SPANK_VM_ARGV0; from 23.11
  * we were prepended and argv[1] is the program. */
-static const char *const task_env[] = {
-        "SPANK_VM_TASK",       "SPANK_VM_ARGV0",       "SPANK_VM_SOCKET",
-        "SPANK_VM_READY_FILE", "SPANK_VM_JOB_DIR",     "SPANK_VM_WAIT",
-        "SPANK_VM_EXTRA_FD",   "SPANK_VM_DEBUG_GUEST", NULL};
+static const char *const task_env[] = {"SPANK_VM_TASK",        "SPANK_VM_ARGV0",
+                                       "SPANK_VM_SOCKET",      "SPANK_VM_READY_FILE",
+                                       "SPANK_VM_JOB_DIR",     "SPANK_VM_WAIT",
+                                       "SPANK_VM_EXTRA_FD",    "SPANK_VM_DEBUG_GUEST",
+                                       "SPANK_VM_SHIP_SCRIPT", NULL};
 
 static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 {
@@ -153,6 +155,7 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 	o->report_guest = getenv("SPANK_VM_DEBUG_GUEST") != NULL &&
 	                  getenv("SLURM_PROCID") != NULL &&
 	                  strcmp(getenv("SLURM_PROCID"), "0") == 0;
+	o->ship_script = getenv("SPANK_VM_SHIP_SCRIPT") != NULL;
 	o->wait_timeout = 60;
 	o->extra_fd = -1;
 	if (wait != NULL && svm_parse_uint(wait, 1, 86400, &v, &err) == 0)
@@ -170,6 +173,8 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 		die(EXEC_EXIT_USAGE, "no program to run");
 	if (o->socket_path == NULL || o->socket_path[0] == '\0')
 		die(EXEC_EXIT_USAGE, "no socket: SPANK_VM_SOCKET is not set");
+	if (o->ship_script && o->extra_fd >= 0)
+		die(EXEC_EXIT_USAGE, "a batch step has no PMI_FD to relay");
 	for (const char *const *name = task_env; *name != NULL; name++)
 		unsetenv(*name);
 }
@@ -371,6 +376,13 @@ int main(int argc, char **argv)
 		parse_task_env(argc, argv, &o);
 	else
 		parse_args(argc, argv, &o);
+	if (o.ship_script) {
+		char why[4200];
+
+		o.argv = exec_ship_script(o.argv, &o.extra_fd, why, sizeof(why));
+		if (o.argv == NULL)
+			die(EXEC_EXIT_USAGE, "%s", why);
+	}
 	cwd = getcwd(NULL, 0);
 	if (cwd == NULL)
 		die(EXEC_EXIT_USAGE, "cannot name the working directory: %s", strerror(errno));

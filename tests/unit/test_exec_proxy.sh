@@ -154,6 +154,24 @@ expect_eq "extra fd: host to guest" \
 	"$("$EXEC" --socket "$WORK/main/mux.sock" --extra-fd 5 -- sh -c 'head -n1 <&5' 5<"$WORK/extra.in")" \
 	"cmd=init"
 
+# ---- The batch step: the script travels on the session --------------------------------
+# Task mode as slurmstepd starts a batch step on 22.05: argv[0] replaced, the
+# script (here in a directory the "guest" could read too) shipped on the
+# extra stream and run from a private copy with its arguments.
+printf '#!/bin/sh\necho "script $# [$1] [$2]"; case "$0" in */slurm_script.*) echo copied;; esac\n' \
+	>"$WORK/batch.sh"
+chmod +x "$WORK/batch.sh"
+expect_eq "batch script shipped over the session" \
+	"$(SPANK_VM_TASK=1 SPANK_VM_SHIP_SCRIPT=1 SPANK_VM_ARGV0="$WORK/batch.sh" \
+		SPANK_VM_SOCKET="$WORK/main/mux.sock" "$EXEC" one 'two words' </dev/null)" \
+	"$(printf 'script 2 [one] [two words]\ncopied')"
+rc=0
+SPANK_VM_TASK=1 SPANK_VM_SHIP_SCRIPT=1 SPANK_VM_ARGV0="$WORK/no-such-script" \
+	SPANK_VM_SOCKET="$WORK/main/mux.sock" "$EXEC" </dev/null 2>"$WORK/batch.err" || rc=$?
+expect_eq "an unreadable batch script: 64 and why" \
+	"$rc $(cat "$WORK/batch.err")" \
+	"64 spank_vm: cannot read the batch script $WORK/no-such-script: No such file or directory"
+
 # ---- Many sessions, and a client that stops reading ---------------------------------
 for i in $(seq 1 32); do
 	"$EXEC" --socket "$WORK/main/mux.sock" -- sh -c 'echo "session $1"; exit "$1"' sh "$i" \
