@@ -18,6 +18,9 @@ PACKAGES=(
     # default guest: busybox, the host kernel (linux-image-amd64 has 9p; the cloud
     # kernel does not), and the tools that build the initramfs
     busybox-static linux-image-amd64 kmod cpio e2fsprogs
+    # the bootloader of the test site image that boots itself (spank-vm-image
+    # --make-disk --bootable)
+    extlinux syslinux-common
     # MPI over Slurm: mpi/pmix dlopens libpmix.so, shipped only by libpmix-dev
     libpmix-dev mpich libmpich-dev openmpi-bin libopenmpi-dev
     # used by the cluster scripts

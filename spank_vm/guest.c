@@ -268,6 +268,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 {
 	char dir[SVM_PATH_MAX + 32], agent[SVM_PATH_MAX + 48], listen[SVM_PATH_MAX + 48];
 	char log[SVM_PATH_MAX + 48], exe[SVM_PATH_MAX + 32], uid[16], gid[16], timeout[16];
+	char console[SVM_PATH_MAX + 48];
 	char pid_text[16];
 	struct svm_err err;
 	int ready_fd;
@@ -277,6 +278,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 	snprintf(agent, sizeof(agent), "%s/agent.sock", dir);
 	snprintf(listen, sizeof(listen), "%s/%s", dir, SVM_GUEST_MUX_SOCKET);
 	snprintf(log, sizeof(log), "%s/mux.log", dir);
+	snprintf(console, sizeof(console), "%s/console.log", dir);
 	snprintf(exe, sizeof(exe), "%s/%s", svm_plugin.config.helper_dir, MUX_HELPER);
 	snprintf(uid, sizeof(uid), "%u", (unsigned)job->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)job->gid);
@@ -298,6 +300,8 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 		                timeout,
 		                "--log",
 		                log,
+		                "--console",
+		                console,
 		                NULL};
 
 		ready_fd = open_ready_file(dir);

@@ -3,7 +3,8 @@
  * the job's shares) and then
  * serves the host's sessions over the virtio-serial port (doc/protocol.md).
  *
- * Files: boot.c (mounts, switch root), cmdline.c (the kernel command line),
+ * Files: boot.c (mounts, switch root), cmdline.c (the configuration words of
+ * the kernel command line and of QEMU's fw_cfg),
  * modules.c (kernel modules), power.c (the power button), channel.c (the port and its frames),
  * session.c (one program per session, its streams), spawn.c (the child's
  * side of fork), log.c (console messages), main.c. */
@@ -28,7 +29,7 @@ double agent_uptime_s(void);
 /* Untrusted bytes (a peer's ERROR text) as printable ASCII, at most cap-1. */
 void agent_escape(const uint8_t *bytes, size_t len, char *out, size_t cap);
 
-/* ---- cmdline.c: spank_vm.* parameters of the kernel command line ---- */
+/* ---- cmdline.c: spank_vm.* words of the kernel command line and fw_cfg ---- */
 
 #define AGENT_MAX_SHARES 16
 #define AGENT_MAX_TAG    31 /* virtio-9p mount tags are short names */
@@ -52,10 +53,21 @@ struct agent_config {
 	struct agent_share shares[AGENT_MAX_SHARES];
 };
 
-/* Parses the whole command line (as in /proc/cmdline). Unknown spank_vm.*
- * keys and malformed values are errors: a share silently dropped would run
- * the job on the wrong files. */
+/* Parses the whole command line (as in /proc/cmdline) into a cleared
+ * config. Unknown spank_vm.* keys and malformed values are errors: a share
+ * silently dropped would run the job on the wrong files. */
 int agent_parse_cmdline(const char *cmdline, struct agent_config *config, struct svm_err *err);
+/* Parses more words into config, as if appended to what it holds (see
+ * cmdline.c for what a repeated word does). */
+int agent_parse_words(const char *text, struct agent_config *config, struct svm_err *err);
+
+/* The fw_cfg file's size limit: provision's words are at most 8 KiB. */
+#define AGENT_FW_CFG_MAX 16384
+/* The content of the fw_cfg file SVM_FW_CFG_CONFIG_NAME (len bytes, not
+ * NUL-terminated), parsed after the command line with agent_parse_words;
+ * errors name the file. */
+int agent_parse_fw_cfg(const char *bytes, size_t len, struct agent_config *config,
+                       struct svm_err *err);
 
 /* ---- modules.c ---- */
 

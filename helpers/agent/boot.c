@@ -1,6 +1,12 @@
 /* Boot: from the initramfs to the guest's root, as PID 1.
  *
  *   initramfs /proc, /sys, /dev      to read the command line, load modules
+ *                                    and read the fw_cfg configuration
+ *
+ * The configuration is the kernel command line's spank_vm.* words, then
+ * those of the fw_cfg file SVM_FW_CFG_CONFIG_NAME if the guest has one
+ * (cmdline.c); qemu_fw_cfg is among the modules loaded first, so that the
+ * file is there to read before the root is chosen.
  *
  * The default guest (no spank_vm.root) runs on the host's root:
  *   /run/svm/lower   9p "hostroot", read-only: the host's /
@@ -24,7 +30,9 @@
  * mounted: / is then not the initramfs (ramfs or tmpfs) but a disk file
  * system. The agent keeps that root (remounted read-write if the kernel
  * mounted it read-only), skips the root switch and spank_vm.root, and
- * mounts the same file systems and shares inside it. */
+ * mounts the same file systems and shares inside it. Its bootloader owns the
+ * command line, so the host's words (shares, allow_root) come from fw_cfg,
+ * the qemu_fw_cfg module from the image's /lib/modules. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -59,10 +67,13 @@
 #define NOSUID_NODEV (MS_NOSUID | MS_NODEV)
 /* virtio_blk probes its disk asynchronously once loaded. */
 #define ROOT_DEV_TIMEOUT_MS 10000
+#define FW_CFG_CONFIG       "/sys/firmware/qemu_fw_cfg/by_name/" SVM_FW_CFG_CONFIG_NAME "/raw"
 
-/* With disk_root_modules, the same list as spank-vm-image's AGENT_MODULES. */
-static const char *const wanted_modules[] = {"virtio_pci", "virtio_console", "9pnet_virtio", "9p",
-                                             "overlay",    "button",         "evdev"};
+/* With disk_root_modules, the same list as spank-vm-image's AGENT_MODULES.
+ * qemu_fw_cfg shows the host's fw_cfg files under /sys/firmware. */
+static const char *const wanted_modules[] = {"virtio_pci", "virtio_console", "9pnet_virtio",
+                                             "9p",         "overlay",        "button",
+                                             "evdev",      "qemu_fw_cfg"};
 /* Only for spank_vm.root, so that the default guest does not pay for them
  * at boot. ext4 and jbd2 ask the crypto API for "crc32c" by name, a soft
  * dependency modules.dep does not list and that no modprobe resolves in the
@@ -164,6 +175,53 @@ static int read_cmdline(struct agent_config *config, struct svm_err *err)
 		return svm_err_errno(err, errno, "read /proc/cmdline");
 	text[n] = '\0';
 	return agent_parse_cmdline(text, config, err);
+}
+
+/* Reads the whole file, refusing one larger than the parser takes (a cut
+ * list of shares would run the job on the wrong files). */
+static int read_fw_cfg_file(int fd, char *buf, size_t cap, size_t *len, struct svm_err *err)
+{
+	*len = 0;
+	while (*len < cap) {
+		ssize_t n = read(fd, buf + *len, cap - *len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return svm_err_errno(err, errno, "read " FW_CFG_CONFIG);
+		if (n == 0)
+			return 0;
+		*len += (size_t)n;
+	}
+	return svm_err_set(err, FW_CFG_CONFIG " is larger than %d bytes", AGENT_FW_CFG_MAX);
+}
+
+/* The host's words for a guest whose command line it does not set; most
+ * guests have no such file. A disk root without it gets only what its
+ * command line says, worth a line on the console. */
+static int read_fw_cfg(struct agent_config *config, bool initramfs, struct svm_err *err)
+{
+	static char text[AGENT_FW_CFG_MAX + 2];
+	size_t len;
+	int rc, fd = open(FW_CFG_CONFIG, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT) {
+		if (!initramfs)
+			agent_log("no fw_cfg configuration (%s): the kernel command line's only",
+			          access("/sys/firmware/qemu_fw_cfg", F_OK) == 0
+			                  ? "the host gave none"
+			                  : "no qemu_fw_cfg driver");
+		return 0;
+	}
+	if (fd < 0)
+		return svm_err_errno(err, errno, "open " FW_CFG_CONFIG);
+	rc = read_fw_cfg_file(fd, text, sizeof(text), &len, err);
+	close(fd);
+	if (rc == 0)
+		rc = agent_parse_fw_cfg(text, len, config, err);
+	if (rc == 0)
+		agent_log("configuration from fw_cfg %s (%zu bytes)", SVM_FW_CFG_CONFIG_NAME, len);
+	return rc;
 }
 
 static int mount_host_root(struct svm_err *err)
@@ -302,6 +360,21 @@ static int remount_root_rw(struct svm_err *err)
 	return 0;
 }
 
+/* A disk root arrives with mounts of its own: the kernel's devtmpfs on /dev
+ * (CONFIG_DEVTMPFS_MOUNT), or the /dev, /proc, /sys and /run an image's
+ * initramfs (Debian's initramfs-tools, dracut) moved into it. The agent
+ * mounts its own, as on every other path; the old ones go first, since
+ * devtmpfs refuses a second mount on the same point. */
+static int drop_inherited_mounts(struct svm_err *err)
+{
+	static const char *const points[] = {"/run", "/dev", "/sys", "/proc"};
+
+	for (size_t i = 0; i < COUNT(points); i++)
+		if (umount2(points[i], MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+			return svm_err_errno(err, errno, "unmount the inherited %s", points[i]);
+	return 0;
+}
+
 static int keep_disk_root(const struct agent_config *config, struct svm_err *err)
 {
 	if (config->root_device[0] != '\0')
@@ -310,8 +383,8 @@ static int keep_disk_root(const struct agent_config *config, struct svm_err *err
 	return unmount_early(err);
 }
 
-/* The initramfs is a ramfs or tmpfs; any other root was mounted by the
- * kernel from a disk, with no initramfs in between. */
+/* spank_vm's initramfs is a ramfs or tmpfs; any other root was mounted
+ * before the agent started, by the kernel or by the image's own initramfs. */
 static int root_is_initramfs(bool *initramfs, struct svm_err *err)
 {
 	struct statfs st;
@@ -379,17 +452,20 @@ static int loopback_up(struct svm_err *err)
 /* On a disk root the image's own /lib/modules (if any) serves, and drivers
  * the image's kernel has built in need nothing: a mount that lacks one
  * says so later. */
-static int load_modules(const struct agent_config *config, bool initramfs, struct svm_err *err)
+static int load_modules(bool initramfs, struct svm_err *err)
 {
-	if (!initramfs) {
-		if (agent_load_modules(wanted_modules, COUNT(wanted_modules), err) != 0)
-			agent_log("modules: %s; going on with the kernel's built-in drivers",
-			          err->msg);
+	if (agent_load_modules(wanted_modules, COUNT(wanted_modules), err) == 0)
 		return 0;
-	}
-	if (agent_load_modules(wanted_modules, COUNT(wanted_modules), err) != 0)
+	if (initramfs)
 		return -1;
-	if (config->root_device[0] == '\0')
+	agent_log("modules: %s; going on with the kernel's built-in drivers", err->msg);
+	return 0;
+}
+
+/* Only once the whole configuration is known: fw_cfg may name the root. */
+static int load_root_modules(const struct agent_config *config, bool initramfs, struct svm_err *err)
+{
+	if (!initramfs || config->root_device[0] == '\0')
 		return 0;
 	return agent_load_modules(disk_root_modules, COUNT(disk_root_modules), err);
 }
@@ -408,13 +484,16 @@ int agent_boot(struct agent_config *config, struct svm_err *err)
 {
 	bool initramfs = true;
 
-	if (root_is_initramfs(&initramfs, err) != 0 || (!initramfs && remount_root_rw(err) != 0) ||
+	if (root_is_initramfs(&initramfs, err) != 0 ||
+	    (!initramfs && (remount_root_rw(err) != 0 || drop_inherited_mounts(err) != 0)) ||
 	    mount_early(err) != 0 || read_cmdline(config, err) != 0 ||
-	    load_modules(config, initramfs, err) != 0 || make_root(config, initramfs, err) != 0 ||
-	    mount_inside(err) != 0 || mount_shares(config, err) != 0)
+	    load_modules(initramfs, err) != 0 || read_fw_cfg(config, initramfs, err) != 0 ||
+	    load_root_modules(config, initramfs, err) != 0 ||
+	    make_root(config, initramfs, err) != 0 || mount_inside(err) != 0 ||
+	    mount_shares(config, err) != 0)
 		return -1;
 	if (!initramfs)
-		agent_log("root: the kernel's (no initramfs)");
+		agent_log("root: the kernel's (mounted before the agent started)");
 	else if (config->root_device[0] != '\0')
 		agent_log("root: %s, read-write", config->root_device);
 	if (loopback_up(err) != 0)

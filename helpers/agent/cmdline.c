@@ -1,5 +1,18 @@
-/* The guest's configuration comes from the kernel command line, the only
- * input the host can give a guest before the channel is up:
+/* The guest's configuration: spank_vm.* words that reach the guest before
+ * the channel is up. They come from two places, read in this order:
+ *
+ *   1. the kernel command line (/proc/cmdline): the host's kernel and the
+ *      default initramfs, where the host sets the command line;
+ *   2. the QEMU fw_cfg file SVM_FW_CFG_CONFIG_NAME, when the guest has one:
+ *      an image that boots itself (catalog boot=disk), whose bootloader owns
+ *      the command line.
+ *
+ * The fw_cfg words count as if appended to the command line: shares add up
+ * (a tag in both is an error, as twice on the command line), a second
+ * spank_vm.root is an error, and the last spank_vm.allow_root wins. The host
+ * puts the words in one place only, so this matters only to a hand-made
+ * guest; refusing is the choice wherever a silent pick could run the job on
+ * the wrong files.
  *
  *   spank_vm.share=TAG:PATH    mount the 9p share TAG read-write at PATH
  *                              (nosuid, nodev); PATH is percent-encoded
@@ -19,6 +32,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "spank_vm/domain_xml.h"
 #include "spank_vm/values.h"
 
 #define PARAM_PREFIX "spank_vm."
@@ -164,11 +178,10 @@ static int parse_param(const char *word, size_t len, struct agent_config *config
 	                   (int)(len > 200 ? 200 : len), word);
 }
 
-int agent_parse_cmdline(const char *cmdline, struct agent_config *config, struct svm_err *err)
+int agent_parse_words(const char *text, struct agent_config *config, struct svm_err *err)
 {
-	const char *p = cmdline;
+	const char *p = text;
 
-	memset(config, 0, sizeof(*config));
 	while (*p != '\0') {
 		size_t len = strcspn(p, " \t\n");
 
@@ -177,5 +190,34 @@ int agent_parse_cmdline(const char *cmdline, struct agent_config *config, struct
 		p += len;
 		p += strspn(p, " \t\n");
 	}
+	return 0;
+}
+
+int agent_parse_cmdline(const char *cmdline, struct agent_config *config, struct svm_err *err)
+{
+	memset(config, 0, sizeof(*config));
+	return agent_parse_words(cmdline, config, err);
+}
+
+/* QEMU stores a string entry as given, a file entry as the file's bytes: a
+ * trailing NUL or newline is tolerated, a NUL inside is not (it would hide
+ * the words after it). */
+int agent_parse_fw_cfg(const char *bytes, size_t len, struct agent_config *config,
+                       struct svm_err *err)
+{
+	char text[AGENT_FW_CFG_MAX + 1];
+	struct svm_err why = {""};
+
+	while (len > 0 && bytes[len - 1] == '\0')
+		len--;
+	if (len > AGENT_FW_CFG_MAX)
+		return svm_err_set(err, "fw_cfg " SVM_FW_CFG_CONFIG_NAME ": more than %d bytes",
+		                   AGENT_FW_CFG_MAX);
+	if (memchr(bytes, '\0', len) != NULL)
+		return svm_err_set(err, "fw_cfg " SVM_FW_CFG_CONFIG_NAME ": a NUL byte inside");
+	memcpy(text, bytes, len);
+	text[len] = '\0';
+	if (agent_parse_words(text, config, &why) != 0)
+		return svm_err_set(err, "fw_cfg " SVM_FW_CFG_CONFIG_NAME ": %s", why.msg);
 	return 0;
 }

@@ -57,6 +57,8 @@ struct agent_session {
 	bool exited;
 	int wait_status;
 	uint64_t pending_signals; /* arrived before STARTED */
+	char program[96];         /* argv[0] and the cwd, printable and bounded: */
+	char cwd[96];             /* what a failure to start names */
 	struct out_stream out[SVM_PROTO_STREAMS];
 	struct in_stream in[SVM_PROTO_STREAMS];
 };
@@ -258,6 +260,19 @@ out:
 	return pid;
 }
 
+/* Bytes from the host, made safe to quote in an error text: printable
+ * ASCII kept, anything else '?', cut with "..." when too long. */
+static void printable_copy(char *out, size_t cap, const uint8_t *data, size_t len)
+{
+	size_t n = len < cap - 1 ? len : cap - 1;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = data[i] >= 0x20 && data[i] < 0x7f ? (char)data[i] : '?';
+	out[n] = '\0';
+	if (len > n && cap > 4)
+		memcpy(out + cap - 4, "...", 4);
+}
+
 /* Takes the agent's ends of f. */
 static struct agent_session *new_session(uint32_t id, const struct svm_proto_exec *e,
                                          struct child_fds *f)
@@ -268,6 +283,8 @@ static struct agent_session *new_session(uint32_t id, const struct svm_proto_exe
 		return NULL;
 	s->id = id;
 	s->state = SESSION_STARTING;
+	printable_copy(s->program, sizeof(s->program), e->argv[0].data, e->argv[0].len);
+	printable_copy(s->cwd, sizeof(s->cwd), e->cwd.data, e->cwd.len);
 	s->status_slot = -1;
 	for (int i = 0; i < SVM_PROTO_STREAMS; i++) {
 		s->out[i].fd = s->in[i].fd = -1;
@@ -341,8 +358,8 @@ void agent_session_exec(struct agent_channel *ch, struct agent_sessions *all, ui
 		code = SVM_PROTO_E_MALFORMED;
 	else if (!identity_allowed(e, allow_root))
 		code = refusal(&err, SVM_PROTO_E_IDENTITY_REFUSED, 0,
-		               "this guest runs no program as root (uid or gid 0); the kernel "
-		               "parameter spank_vm.allow_root=1 allows it");
+		               "this guest runs no program as root (uid or gid 0); only an "
+		               "image the site's catalog marks allow_root=yes does");
 	else if (all->count >= AGENT_MAX_SESSIONS)
 		code = refusal(&err, SVM_PROTO_E_RESOURCE, 0, "too many sessions");
 	else
@@ -368,17 +385,23 @@ static void deliver_pending_signals(struct agent_session *s)
 	s->pending_signals = 0;
 }
 
-static const char *stage_name(int stage)
+static void describe_failure(const struct agent_session *s, int stage, int error, char *text,
+                             size_t len)
 {
 	switch (stage) {
 	case AGENT_SPAWN_IDENTITY:
-		return "cannot take the requested identity";
+		snprintf(text, len, "cannot take the requested identity: %s", strerror(error));
+		break;
 	case AGENT_SPAWN_CHDIR:
-		return "cannot change to the working directory";
+		snprintf(text, len, "cannot change to the working directory %s in the guest: %s",
+		         s->cwd, strerror(error));
+		break;
 	case AGENT_SPAWN_EXEC:
-		return "cannot execute the program";
+		snprintf(text, len, "cannot execute %s in the guest: %s", s->program,
+		         strerror(error));
+		break;
 	default:
-		return "cannot set up the program's descriptors";
+		snprintf(text, len, "cannot set up the program's descriptors: %s", strerror(error));
 	}
 }
 
@@ -403,8 +426,7 @@ static void check_started(struct agent_channel *ch, struct agent_session *s)
 		return;
 	close_fd(&s->status_fd);
 	if (n == (ssize_t)sizeof(report)) {
-		snprintf(text, sizeof(text), "%s: %s", stage_name(report.stage),
-		         strerror(report.error));
+		describe_failure(s, report.stage, report.error, text, sizeof(text));
 		session_fail(ch, s, stage_error_code(report.stage), text);
 	} else {
 		s->state = SESSION_RUNNING;

@@ -17,6 +17,13 @@
 #   --make-disk OUT       a small ext4 site image from the default image's
 #                         content (busybox and its applets, the agent), no
 #                         download: for tests and as a starting point
+#   --make-disk OUT --bootable
+#                         the same, plus what an image that boots itself
+#                         (catalog boot=disk) carries: a kernel, an
+#                         initramfs, the modules the agent loads and extlinux
+#                         booting them with init=/sbin/spank-vm-agent. For
+#                         tests and as an example: sites make their real
+#                         images with their own tools
 set -euo pipefail
 
 PROG=spank-vm-image
@@ -25,20 +32,27 @@ PROG=spank-vm-image
 # its input device; then disk_root_modules, only for a site image's disk as
 # the root: virtio_blk, crc32c_generic that ext4 and jbd2 look up by name,
 # and ext4); their dependencies come from modules.dep.
-AGENT_MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay button evdev
+# qemu_fw_cfg shows the host's fw_cfg files, where an image that boots
+# itself finds the agent's configuration.
+AGENT_MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay button evdev qemu_fw_cfg
 	virtio_blk crc32c_generic ext4)
 FIXED_MTIME=0
 # Where the agent lives in a site image (its bootloader's init=).
 AGENT_IN_IMAGE=/sbin/spank-vm-agent
 # The fixed identity of the file systems --make-disk writes.
 DISK_UUID=5a7e0000-5a7e-4000-8000-000000000001
-STAGE="" # the staging directory, removed on exit
+# The kernel arguments of --bootable: the root is the whole disk (no
+# partition table), as the catalog's default root=/dev/vda says.
+BOOT_APPEND="root=/dev/vda init=$AGENT_IN_IMAGE console=ttyS0 quiet panic=-1"
+STAGE=""   # the staging directory, removed on exit
+MOUNTED="" # a mount point of ours, unmounted on exit
 
 usage() {
 	cat <<EOF
 usage: $PROG --out DIR [--kernel PATH] [--agent PATH] [--busybox PATH]
        $PROG --install-agent DISK [--format raw|qcow2] [--agent PATH]
        $PROG --make-disk OUT.raw [--size SIZE] [--add DIR] [--agent PATH] [--busybox PATH]
+             [--bootable [--kernel PATH] [--initrd PATH]]
 Builds DIR/initrd-<kernel release>.img for the default spank_vm guest and links
 DIR/vmlinuz-<kernel release> to the kernel it belongs to.
   --kernel PATH   default: the newest /boot/vmlinuz-* whose modules have 9p
@@ -50,8 +64,21 @@ it, and replaces DISK atomically.
   --format F      raw or qcow2; default: what qemu-img says DISK is
 --make-disk makes an ext4 raw disk holding busybox (every applet linked), the
 agent as $AGENT_IN_IMAGE and the usual directories. As root.
-  --size SIZE     the disk's size, as mke2fs reads it; default 64M
+  --size SIZE     the disk's size, as mke2fs reads it; default 64M (128M
+                  with --bootable)
   --add DIR       DIR's content goes into the disk's / as well
+  --bootable      the disk boots itself (catalog boot=disk): the kernel as
+                  /boot/vmlinuz-<release>, the initramfs as
+                  /boot/initrd.img-<release>, the agent's modules under
+                  /lib/modules/<release>, and extlinux (packages extlinux,
+                  syslinux-common) in the file system's boot sector, booting
+                  "$BOOT_APPEND".
+                  Needs loop devices (extlinux installs into a mounted file
+                  system). An example and a test image: sites build real
+                  images with their own tools.
+  --kernel PATH   with --bootable: as above
+  --initrd PATH   with --bootable: an initramfs of that kernel able to mount
+                  an ext4 root on virtio-blk; default /boot/initrd.img-<release>
 EOF
 }
 
@@ -102,12 +129,11 @@ module_paths() {
 	done
 }
 
-build_tree() { # STAGE RELEASE AGENT BUSYBOX
-	local stage=$1 release=$2 agent=$3 busybox=$4 mods=/lib/modules/$2 file
-	mkdir -p "$stage"/{bin,dev,proc,sys,run,"lib/modules/$release"}
-	install -m 0755 "$agent" "$stage/init"
-	install -m 0755 "$busybox" "$stage/bin/busybox"
-	ln -s busybox "$stage/bin/sh"
+# The modules the agent loads, their dependencies, the lines of modules.dep
+# that name them and modules.builtin, under STAGE/lib/modules/RELEASE.
+stage_modules() { # STAGE RELEASE
+	local stage=$1 release=$2 mods=/lib/modules/$2 file
+	mkdir -p "$stage/lib/modules/$release"
 	mapfile -t files < <(module_paths "$release" "${AGENT_MODULES[@]}" | sort -u)
 	for file in "${files[@]}"; do
 		install -D -m 0644 "$mods/$file" "$stage/lib/modules/$release/$file"
@@ -118,6 +144,15 @@ build_tree() { # STAGE RELEASE AGENT BUSYBOX
 		grep -E "^${file//./\\.}:" "$mods/modules.dep"
 	done | sort >"$stage/lib/modules/$release/modules.dep"
 	cp "$mods/modules.builtin" "$stage/lib/modules/$release/modules.builtin"
+}
+
+build_tree() { # STAGE RELEASE AGENT BUSYBOX
+	local stage=$1 release=$2 agent=$3 busybox=$4
+	mkdir -p "$stage"/{bin,dev,proc,sys,run}
+	install -m 0755 "$agent" "$stage/init"
+	install -m 0755 "$busybox" "$stage/bin/busybox"
+	ln -s busybox "$stage/bin/sh"
+	stage_modules "$stage" "$release"
 }
 
 pack() { # STAGE OUT
@@ -232,31 +267,97 @@ make_disk_tree() { # STAGE AGENT BUSYBOX ADD
 	if [ -n "$add" ]; then
 		cp -a "$add/." "$stage/"
 	fi
-	find "$stage" -exec touch -h -d "@$FIXED_MTIME" {} +
 }
 
-make_disk() { # OUT SIZE AGENT BUSYBOX ADD
-	local out=$1 size=$2 agent=$3 busybox=$4 add=$5
+# What an image that boots itself adds: its kernel, its initramfs, the
+# modules the agent loads from the image's root (the kernel's root is
+# already mounted when the agent starts, so nothing else brings them), and
+# the bootloader's configuration.
+make_boot_tree() { # STAGE KERNEL INITRD RELEASE
+	local stage=$1 kernel=$2 initrd=$3 release=$4
+	install -D -m 0644 "$kernel" "$stage/boot/vmlinuz-$release"
+	install -D -m 0644 "$initrd" "$stage/boot/initrd.img-$release"
+	stage_modules "$stage" "$release"
+	mkdir -p "$stage/boot/extlinux"
+	cat >"$stage/boot/extlinux/extlinux.conf" <<EOF
+# spank-vm-image --bootable: the image's kernel and initramfs, the agent as
+# init (catalog boot=disk). The host's configuration reaches the agent
+# through QEMU's fw_cfg, not this command line.
+DEFAULT spank-vm
+PROMPT 0
+TIMEOUT 0
+LABEL spank-vm
+	LINUX /boot/vmlinuz-$release
+	INITRD /boot/initrd.img-$release
+	APPEND $BOOT_APPEND
+EOF
+}
+
+# extlinux writes its boot sector into the file system's first sector, the
+# disk's first with no partition table (the firmware boots it as a
+# "superfloppy"), and ldlinux.sys, whose blocks that sector names, next to
+# the configuration; it works on a mounted file system only.
+install_extlinux() { # RAW
+	local raw=$1
+	MOUNTED=$STAGE/mnt
+	mkdir -p "$MOUNTED"
+	if ! mount -o loop "$raw" "$MOUNTED"; then
+		MOUNTED=""
+		die "cannot loop-mount $raw (--bootable needs loop devices)"
+	fi
+	extlinux --install "$MOUNTED/boot/extlinux" >"$STAGE/extlinux.log" 2>&1 ||
+		die "extlinux failed: $(cat "$STAGE/extlinux.log")"
+	umount "$MOUNTED"
+	MOUNTED=""
+	e2fsck -fn "$raw" >/dev/null 2>&1 || die "the disk fails fsck after installing extlinux"
+}
+
+cleanup_stage() {
+	if [ -n "$MOUNTED" ]; then
+		umount "$MOUNTED" 2>/dev/null || true
+	fi
+	rm -rf "$STAGE"
+}
+
+# make_disk OUT SIZE AGENT BUSYBOX ADD [KERNEL INITRD]: KERNEL makes it
+# bootable.
+make_disk() {
+	local out=$1 size=$2 agent=$3 busybox=$4 add=$5 kernel=${6:-} initrd=${7:-}
+	local release="" features=() what="ext4"
 	[ "$(id -u)" -eq 0 ] || die "--make-disk runs as root (the image's files belong to root)"
 	need_tool mke2fs e2fsprogs
 	[ -z "$add" ] || [ -d "$add" ] || die "--add: no directory $add"
+	if [ -n "$kernel" ]; then
+		need_tool extlinux "extlinux and syslinux-common"
+		[ -f "$kernel" ] || die "no kernel at $kernel"
+		release=$(kernel_release "$kernel")
+		[ -n "$initrd" ] || initrd=/boot/initrd.img-$release
+		[ -f "$initrd" ] || die "no initramfs at $initrd (give --initrd)"
+		# syslinux 6.03 cannot read 64-bit group descriptors at boot, and
+		# a disk this small has no use for them.
+		features=(-b 4096 -O ^64bit)
+		what="ext4, boots $release with extlinux"
+	fi
 	STAGE=$(mktemp -d "${TMPDIR:-/tmp}/$PROG.XXXXXX")
-	trap 'rm -rf "$STAGE"' EXIT
+	trap cleanup_stage EXIT
 	make_disk_tree "$STAGE/root" "$agent" "$busybox" "$add"
+	[ -z "$kernel" ] || make_boot_tree "$STAGE/root" "$kernel" "$initrd" "$release"
+	find "$STAGE/root" -exec touch -h -d "@$FIXED_MTIME" {} +
 	rm -f "$out.tmp"
 	# A fixed UUID and hash seed, files of fixed mtimes: builds differ only
 	# in creation and change times (mke2fs 1.47.0 takes those from the clock).
-	mke2fs -q -F -t ext4 -L spank-vm -U "$DISK_UUID" -E "hash_seed=$DISK_UUID,root_owner=0:0" \
-		-d "$STAGE/root" "$out.tmp" "$size" >/dev/null ||
+	mke2fs -q -F -t ext4 "${features[@]}" -L spank-vm -U "$DISK_UUID" \
+		-E "hash_seed=$DISK_UUID,root_owner=0:0" -d "$STAGE/root" "$out.tmp" "$size" >/dev/null ||
 		die "mke2fs failed (is $size enough for $(du -sh "$STAGE/root" | cut -f1)?)"
+	[ -z "$kernel" ] || install_extlinux "$out.tmp"
 	chmod 0644 "$out.tmp"
 	mv -f "$out.tmp" "$out"
-	echo "$out $(stat -c %s "$out") bytes (ext4; $(du -k "$out" | cut -f1) KiB allocated; agent at $AGENT_IN_IMAGE)"
+	echo "$out $(stat -c %s "$out") bytes ($what; $(du -k "$out" | cut -f1) KiB allocated; agent at $AGENT_IN_IMAGE)"
 }
 
 main() {
 	local out="" kernel="" agent="" busybox=/bin/busybox mode=initramfs target="" format=""
-	local size=64M add=""
+	local size="" add="" bootable="" initrd=""
 	agent="$(dirname "$(readlink -f "$0")")/spank-vm-agent"
 	while [ $# -gt 0 ]; do
 		case "$1" in
@@ -269,6 +370,8 @@ main() {
 		--make-disk) mode=disk; target=${2:?--make-disk needs an output file}; shift 2 ;;
 		--size) size=${2:?--size needs a size}; shift 2 ;;
 		--add) add=${2:?--add needs a directory}; shift 2 ;;
+		--bootable) bootable=1; shift ;;
+		--initrd) initrd=${2:?--initrd needs a path}; shift 2 ;;
 		-h | --help) usage; exit 0 ;;
 		*) usage >&2; exit 2 ;;
 		esac
@@ -281,10 +384,17 @@ main() {
 		;;
 	disk)
 		[ -x "$busybox" ] || die "no busybox at $busybox (install busybox-static)"
-		make_disk "$target" "$size" "$agent" "$busybox" "$add"
+		if [ -z "$bootable" ]; then
+			[ -z "$kernel$initrd" ] || die "--kernel and --initrd go with --bootable"
+			make_disk "$target" "${size:-64M}" "$agent" "$busybox" "$add"
+			return
+		fi
+		[ -n "$kernel" ] || kernel=$(default_kernel)
+		make_disk "$target" "${size:-128M}" "$agent" "$busybox" "$add" "$kernel" "$initrd"
 		return
 		;;
 	esac
+	[ -z "$bootable$initrd" ] || die "--bootable and --initrd go with --make-disk"
 	[ -n "$out" ] || { usage >&2; exit 2; }
 	[ -n "$kernel" ] || kernel=$(default_kernel)
 	[ -f "$kernel" ] || die "no kernel at $kernel"

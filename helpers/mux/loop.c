@@ -388,7 +388,13 @@ int mux_run(struct mux *m)
 		run_loop(m);
 	}
 	if (!m->agent_ready) {
+		char console[256];
+
 		m->exit_code = MUX_EXIT_START;
+		if (mux_console_reason(m->opts->console_path, console, sizeof(console)))
+			snprintf(m->stop_reason + strlen(m->stop_reason),
+			         sizeof(m->stop_reason) - strlen(m->stop_reason),
+			         "; the guest's console says: %s", console);
 		mux_log("not ready: %s", m->stop_reason);
 		snprintf(line, sizeof(line), "error: %s\n", m->stop_reason);
 		signal_ready(m, line);

@@ -19,7 +19,7 @@ static const char usage_text[] =
         "usage: spank-vm-mux --agent-socket PATH --listen PATH [--uid UID] [--gid GID]\n"
         "                    [--ready-timeout SECONDS] [--ready-fd N] [--foreground]\n"
         "                    [--pid-file PATH] [--log FILE] [--heartbeat SECONDS]\n"
-        "                    [--heartbeat-timeout SECONDS]\n"
+        "                    [--heartbeat-timeout SECONDS] [--console FILE]\n"
         "Connects to the guest agent's channel, waits for READY, then serves the job\n"
         "user's task proxies on --listen (mode 0600). Writes \"ready\" or \"error: ...\"\n"
         "on --ready-fd; without --foreground it returns once ready (0) or failed (1).\n";
@@ -36,6 +36,7 @@ enum {
 	OPT_LOG,
 	OPT_HEARTBEAT,
 	OPT_HEARTBEAT_TIMEOUT,
+	OPT_CONSOLE,
 };
 
 static const struct option long_options[] = {
@@ -50,6 +51,7 @@ static const struct option long_options[] = {
         {"log", required_argument, NULL, OPT_LOG},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT_TIMEOUT},
+        {"console", required_argument, NULL, OPT_CONSOLE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -89,6 +91,9 @@ static int parse_option(int opt, const char *arg, struct mux_opts *o, struct svm
 		return 0;
 	case OPT_LOG:
 		o->log_path = arg;
+		return 0;
+	case OPT_CONSOLE:
+		o->console_path = arg;
 		return 0;
 	case OPT_FOREGROUND:
 		o->foreground = true;

@@ -28,6 +28,7 @@ struct mux_opts {
 	const char *listen_path;
 	const char *log_path;
 	const char *pid_file;
+	const char *console_path;  /* the guest's console log: why it never got ready */
 	double ready_timeout;      /* seconds for connect + HELLO + READY */
 	double heartbeat_interval; /* seconds between HEARTBEATs */
 	double heartbeat_timeout;  /* an unanswered HEARTBEAT this old: the agent is dead */
@@ -152,5 +153,9 @@ void mux_session_fail(struct mux *m, struct mux_session *s, uint32_t code, const
 
 /* loop.c */
 int mux_run(struct mux *m);
+
+/* console.c: the console's last line that says why the guest stopped (the
+ * agent's fatal line, a kernel panic), printable, into out. */
+bool mux_console_reason(const char *path, char *out, size_t len);
 
 #endif

@@ -57,21 +57,39 @@ static int load_image(const struct provision_opts *o, struct svm_image *image, s
 	if (!svm_image_supports(image, o->hypervisor))
 		return svm_err_set(err, "image %s cannot boot under %s", image->name,
 		                   svm_hypervisor_name(o->hypervisor));
-	if (image->boot != SVM_BOOT_HOST_KERNEL)
+	if (image->boot != SVM_BOOT_DISK)
+		return 0;
+	/* The agent's words travel in QEMU's fw_cfg, which Xen guests lack. */
+	if (o->hypervisor == SVM_HV_XEN)
 		return svm_err_set(err,
-		                   "image %s: boot=disk is not supported yet (use "
-		                   "boot=host-kernel)",
+		                   "image %s: boot=disk needs hypervisor kvm or qemu (the "
+		                   "guest's configuration travels in QEMU's fw_cfg)",
+		                   image->name);
+	if (o->cmdline != NULL)
+		return svm_err_set(err,
+		                   "image %s boots itself (boot=disk): its bootloader sets the "
+		                   "kernel command line, --cmdline cannot",
 		                   image->name);
 	return 0;
 }
 
+/* The image's bootloader boots its own kernel: the host's (a site's
+ * kernel=, initrd=) does not apply. */
+static bool boots_itself(const struct svm_image *image)
+{
+	return image->name[0] != '\0' && image->boot == SVM_BOOT_DISK;
+}
+
 #define ALL_SHARES (2 * PROVISION_MAX_SHARES + 1)
+
+#define WORDS_CAP 8192
 
 struct guest_view {
 	struct svm_share shares[ALL_SHARES];
 	size_t nshares;
 	char tags[PROVISION_MAX_SHARES][32];
-	char cmdline[8192];
+	char words[WORDS_CAP];       /* the agent's spank_vm.* words */
+	char cmdline[2 * WORDS_CAP]; /* the kernel's arguments, then the words */
 };
 
 static bool has_tag(const struct provision_opts *o, const char *tag)
@@ -82,20 +100,24 @@ static bool has_tag(const struct provision_opts *o, const char *tag)
 	return false;
 }
 
-static int append(struct guest_view *v, size_t *used, struct svm_err *err, const char *fmt, ...)
+/* One more word, blank-separated from the previous ones. */
+static int add_word(struct guest_view *v, size_t *used, struct svm_err *err, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
-static int append(struct guest_view *v, size_t *used, struct svm_err *err, const char *fmt, ...)
+static int add_word(struct guest_view *v, size_t *used, struct svm_err *err, const char *fmt, ...)
 {
+	const size_t sep = *used > 0 ? 1 : 0;
+	char word[WORDS_CAP];
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(v->cmdline + *used, sizeof(v->cmdline) - *used, fmt, ap);
+	n = vsnprintf(word, sizeof(word), fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(v->cmdline) - *used)
-		return svm_err_set(err, "the guest's kernel command line is too long");
-	*used += (size_t)n;
+	if (n < 0 || (size_t)n >= sizeof(word) || *used + sep + (size_t)n >= sizeof(v->words))
+		return svm_err_set(err, "the guest's configuration (spank_vm.* words) is too long");
+	snprintf(v->words + *used, sizeof(v->words) - *used, "%s%s", sep ? " " : "", word);
+	*used += sep + (size_t)n;
 	return 0;
 }
 
@@ -104,22 +126,25 @@ static int append(struct guest_view *v, size_t *used, struct svm_err *err, const
  * agent learns from spank_vm.root (and spank_vm.allow_root=1 when the
  * catalog allows jobs to run as root there); each --guest-share PATH is
  * mounted read-write at PATH, which the agent learns from
- * spank_vm.share=TAG:PATH (encoded) on the kernel command line. */
+ * spank_vm.share=TAG:PATH (encoded). The words go on the kernel command
+ * line, or, for an image that boots itself, into fw_cfg (render()); such an
+ * image has its root on its own command line, so it gets no spank_vm.root. */
 static int guest_view(const struct provision_opts *o, const struct svm_image *image,
                       struct guest_view *v, struct svm_err *err)
 {
 	size_t used = 0;
+	int n;
 
 	v->nshares = 0;
+	v->words[0] = '\0';
 	for (size_t i = 0; i < o->nshares; i++)
 		v->shares[v->nshares++] = o->shares[i];
 	if (o->image == NULL && !has_tag(o, "hostroot"))
 		v->shares[v->nshares++] = (struct svm_share){"/", "hostroot", true};
-	if (append(v, &used, err, "%s", o->cmdline ? o->cmdline : "console=ttyS0 quiet") != 0)
-		return -1;
 	if (image->name[0] != '\0' &&
-	    (append(v, &used, err, " spank_vm.root=%s", image->root_device) != 0 ||
-	     (image->allow_root && append(v, &used, err, " spank_vm.allow_root=1") != 0)))
+	    ((!boots_itself(image) &&
+	      add_word(v, &used, err, "spank_vm.root=%s", image->root_device) != 0) ||
+	     (image->allow_root && add_word(v, &used, err, "spank_vm.allow_root=1") != 0)))
 		return -1;
 	for (size_t i = 0; i < o->nguest_shares; i++) {
 		char encoded[3 * 4096 + 1];
@@ -128,9 +153,35 @@ static int guest_view(const struct provision_opts *o, const struct svm_image *im
 		v->shares[v->nshares++] = (struct svm_share){o->guest_shares[i], v->tags[i], false};
 		if (svm_percent_encode(o->guest_shares[i], encoded, sizeof(encoded)) != 0)
 			return svm_err_set(err, "--guest-share: path too long");
-		if (append(v, &used, err, " spank_vm.share=%s:%s", v->tags[i], encoded) != 0)
+		if (add_word(v, &used, err, "spank_vm.share=%s:%s", v->tags[i], encoded) != 0)
 			return -1;
 	}
+	n = snprintf(v->cmdline, sizeof(v->cmdline), "%s%s%s",
+	             o->cmdline ? o->cmdline : PROVISION_DEFAULT_CMDLINE, used ? " " : "",
+	             v->words);
+	if (n < 0 || (size_t)n >= sizeof(v->cmdline))
+		return svm_err_set(err, "the guest's kernel command line is too long");
+	return 0;
+}
+
+/* The host's kernel and initramfs with the words on the command line, or
+ * the disk's bootloader with the words in fw_cfg. */
+static int set_boot(const struct provision_opts *o, const struct svm_image *image,
+                    const struct guest_view *v, struct svm_domain_spec *spec, char *kernel,
+                    char *initrd, size_t len, struct svm_err *err)
+{
+	if (boots_itself(image)) {
+		spec->boot_disk = true;
+		/* libvirt refuses an fw_cfg entry without a value. */
+		spec->fw_cfg_config = v->words[0] != '\0' ? v->words : NULL;
+		return 0;
+	}
+	if (provision_boot_files(o, kernel, len, initrd, len, err) != 0)
+		return -1;
+	spec->kernel = kernel;
+	spec->initrd = initrd;
+	/* The serial console is the guest's log (console.log). */
+	spec->cmdline = v->cmdline;
 	return 0;
 }
 
@@ -152,17 +203,11 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	spec.uuid = uuid_text;
 	spec.uid = o->uid;
 	spec.gid = o->gid;
-	/* The catalog first: the kernel command line tells the agent the image's root. */
-	if (load_image(o, &image, err) != 0)
+	/* The catalog first: it says how the guest boots and what the agent
+	 * is told. */
+	if (load_image(o, &image, err) != 0 || guest_view(o, &image, &view, err) != 0 ||
+	    set_boot(o, &image, &view, &spec, kernel, initrd, sizeof(kernel), err) != 0)
 		return -1;
-	if (provision_boot_files(o, kernel, sizeof(kernel), initrd, sizeof(initrd), err) != 0)
-		return -1;
-	spec.kernel = kernel;
-	spec.initrd = initrd;
-	if (guest_view(o, &image, &view, err) != 0)
-		return -1;
-	/* The serial console is the guest's log (console.log). */
-	spec.cmdline = view.cmdline;
 	spec.console_log = console;
 	spec.agent_socket = socket_path;
 	spec.no_hard_limit = o->no_hard_limit;
@@ -208,7 +253,7 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 	/* The plan is recorded first: it tells an admin what was tried. */
 	if (o->out != NULL && provision_record_plan(&plan, o->out, err) != 0)
 		goto out;
-	if (render(o, &plan, &xml, err) != 0)
+	if (provision_prepare_console(o, err) != 0 || render(o, &plan, &xml, err) != 0)
 		goto out;
 	conn = connect_libvirt(o, err);
 	if (conn == NULL)

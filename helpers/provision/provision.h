@@ -52,6 +52,18 @@ struct provision_opts {
 	unsigned timeout_s;
 };
 
+/* The kernel's arguments: the serial console is the guest's log; quiet
+ * spares TCG the slow output of boot messages; panic=-1 makes a panicked
+ * guest reboot, which libvirt turns into its end (on_reboot=destroy), so a
+ * guest that cannot boot fails its job at once instead of at boot_timeout. */
+#define PROVISION_DEFAULT_CMDLINE "console=ttyS0 quiet panic=-1"
+
+/* The guest's console log, in the guest directory. */
+#define PROVISION_CONSOLE_LOG "console.log"
+
+/* Creates the console log as the job user's (see console.c). */
+int provision_prepare_console(const struct provision_opts *o, struct svm_err *err);
+
 /* Loads the topology and builds the plan the options describe. */
 int provision_build_plan(const struct provision_opts *o, struct svm_plan *plan,
                          struct svm_err *err);

@@ -36,7 +36,7 @@ BOOT OPTIONS:
   --image NAME       a site image of the catalog (default: the built-in guest)
   --image-dir DIR    the catalog and default image (default: $DEFAULT_IMAGE_DIR)
   --kernel PATH      --initrd PATH: boot these instead of image-dir's
-  --cmdline TEXT     the kernel's arguments (default: console=ttyS0 quiet)
+  --cmdline TEXT     the kernel's arguments (default: console=ttyS0 quiet panic=-1)
   --share DIR        DIR read-write at the same path in the guest (repeatable;
                      default: the current directory, if USER owns it)
   --ready-timeout S  how long the guest may take to come up (default: 90)
@@ -119,7 +119,8 @@ cmd_up() {
 		{ cmd_down --dir "$dir"; die "the guest could not be created"; }
 	if ! "$(helper spank-vm-mux)" --uid "$uid" --gid "$gid" --agent-socket "$dir/guest/agent.sock" \
 		--listen "$dir/guest/mux.sock" --pid-file "$dir/guest/mux.pid" \
-		--ready-timeout "$ready_timeout" --log "$dir/guest/mux.log"; then
+		--ready-timeout "$ready_timeout" --log "$dir/guest/mux.log" \
+		--console "$dir/guest/console.log"; then
 		echo "$PROG: console: $(tail -3 "$dir/guest/console.log" 2>/dev/null)" >&2
 		cmd_down --dir "$dir"
 		die "the guest did not come up"

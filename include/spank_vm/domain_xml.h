@@ -6,7 +6,8 @@
  * pinning, strict NUMA binding per cell, the job memory as hard limit,
  * optional hugepages, ACPI + APIC (without them libvirt gives the guest one
  * CPU and no power-off), every lifecycle event destroys the domain, direct
- * kernel boot, the console on a serial port logged to a file, no balloon, no
+ * kernel boot (or, for an image that boots itself, the firmware booting the
+ * first disk), the console on a serial port logged to a file, no balloon, no
  * network (a later change adds it), and a static DAC label so the emulator
  * runs as the job's user.
  *
@@ -18,7 +19,8 @@
  *       SSE4.2, AVX, AVX2), so software built for the host's baseline runs;
  *       qemu64 would lack even SSE4.2/POPCNT.
  * kvm and qemu: agent channel on virtio-serial, bound to a unix socket the
- *       caller names; 9p shares.
+ *       caller names; 9p shares; the agent's configuration as a QEMU fw_cfg
+ *       file (SVM_FW_CFG_CONFIG_NAME) when given.
  * xen:  <domain type='xen'>, HVM ("xenfv", or PVH with xen_pvh), the agent on
  *       a Xen PV channel (pty), no 9p shares (refused if given). */
 #ifndef SPANK_VM_DOMAIN_XML_H
@@ -35,6 +37,11 @@
 /* Shares are PCI devices on the root bus, slots 0x04..0x1e (0x1f is the
  * chipset's). */
 #define SVM_DOMAIN_MAX_SHARES 27
+/* The fw_cfg file that carries the agent's spank_vm.* words to a guest whose
+ * kernel command line belongs to the image's bootloader; QEMU wants names of
+ * such files under "opt/", and the guest's qemu_fw_cfg driver shows it as
+ * /sys/firmware/qemu_fw_cfg/by_name/<name>/raw. */
+#define SVM_FW_CFG_CONFIG_NAME "opt/org.spank_vm/config"
 
 /* A host directory shown to the guest over 9p under a mount tag. */
 struct svm_share {
@@ -50,7 +57,7 @@ struct svm_domain_spec {
 	const char *uuid; /* canonical 8-4-4-4-12 hex form */
 	uid_t uid;        /* the emulator runs as uid:gid */
 	gid_t gid;
-	const char *kernel;
+	const char *kernel;             /* required unless boot_disk */
 	const char *initrd;             /* NULL: none */
 	const char *cmdline;            /* NULL: none */
 	const char *console_log;        /* the serial console is written here */
@@ -61,6 +68,12 @@ struct svm_domain_spec {
 	const struct svm_share *shares; /* kvm, qemu */
 	size_t nshares;
 	bool xen_pvh; /* xen: a PVH guest instead of HVM */
+	/* The guest boots from disk_image (required) through the image's own
+	 * bootloader: no kernel, initrd or cmdline may be given. */
+	bool boot_disk;
+	/* kvm, qemu: text of the fw_cfg file SVM_FW_CFG_CONFIG_NAME; NULL: no
+	 * such file. Not empty (libvirt refuses an entry without a value). */
+	const char *fw_cfg_config;
 	/* No <memtune><hard_limit>: libvirt raises RLIMIT_MEMLOCK to the hard
 	 * limit, which needs CAP_SYS_RESOURCE; a host whose libvirtd lacks it
 	 * (some containers) cannot start guests with one. */

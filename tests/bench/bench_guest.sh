@@ -19,7 +19,7 @@ STREAM_MIB=${BENCH_STREAM_MIB:-64}
 RELEASE=$(image_release)
 KERNEL="$GUEST_IMAGE_DIR/vmlinuz-$RELEASE"
 INITRD="$GUEST_IMAGE_DIR/initrd-$RELEASE.img"
-CMDLINE="console=ttyS0 quiet"
+CMDLINE="console=ttyS0 quiet panic=-1"
 UID_N=$(id -u "$TEST_USER")
 GID_N=$(id -g "$TEST_USER")
 LIBVIRT_NAME=svmdev-bench-boot

@@ -72,7 +72,8 @@ assert_eq 125 "$root_rc" "status when uid 0 is asked for"
 assert_contains "$root_err" "ERROR identity refused" "answer to uid 0"
 assert_eq 125 "$missing_rc" "status of a missing program"
 assert_contains "$missing_err" "ERROR exec failed" "answer to a missing program"
-assert_contains "$missing_err" "No such file or directory" "reason for a missing program"
+assert_contains "$missing_err" "cannot execute no-such-program-here in the guest: No such file or directory" \
+	"reason for a missing program"
 
 # Faulty frames get ERROR(0, ...) and the connection closed; the agent
 # survives and serves the next connection.

@@ -1,5 +1,6 @@
-/* The guest agent's kernel command line (helpers/agent/cmdline.c): what the
- * host tells the guest before the channel is up. */
+/* The guest agent's kernel command line and fw_cfg words
+ * (helpers/agent/cmdline.c): what the host tells the guest before the
+ * channel is up. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -104,6 +105,70 @@ static void test_root_device_refuses_anything_but_a_plain_name(void **state)
 	expect_error("spank_vm.root=/dev/vda spank_vm.root=/dev/vdb", "spank_vm.root given twice");
 }
 
+static void expect_fw_cfg_error(const char *bytes, size_t len, const char *expected)
+{
+	struct svm_err err = {""};
+
+	if (agent_parse_fw_cfg(bytes, len, &config, &err) != -1)
+		fail_msg("fw_cfg '%.*s' was accepted", (int)len, bytes);
+	if (strstr(err.msg, expected) == NULL)
+		fail_msg("fw_cfg: expected '%s' in '%s'", expected, err.msg);
+	if (strstr(err.msg, "fw_cfg opt/org.spank_vm/config: ") != err.msg)
+		fail_msg("the error does not name the fw_cfg file: '%s'", err.msg);
+}
+
+/* The words a boot=disk guest finds in fw_cfg count as appended to its
+ * command line. */
+static void test_fw_cfg_words_add_to_the_command_line(void **state)
+{
+	static const char words[] = "spank_vm.share=share0:/home/a%2Cb spank_vm.allow_root=1\n";
+	struct svm_err err = {""};
+
+	(void)state;
+	assert_int_equal(agent_parse_cmdline("root=/dev/vda1 init=/sbin/spank-vm-agent "
+	                                     "spank_vm.share=site:/site",
+	                                     &config, &err),
+	                 0);
+	/* A trailing NUL, as a string entry may end. */
+	assert_int_equal(agent_parse_fw_cfg(words, sizeof(words), &config, &err), 0);
+	assert_true(config.allow_root);
+	assert_int_equal(config.nshares, 2);
+	assert_string_equal(config.shares[0].tag, "site");
+	assert_string_equal(config.shares[1].tag, "share0");
+	assert_string_equal(config.shares[1].path, "/home/a,b");
+	/* The last allow_root wins; nothing else is reset. */
+	assert_int_equal(agent_parse_words("spank_vm.allow_root=0", &config, &err), 0);
+	assert_false(config.allow_root);
+	assert_int_equal(config.nshares, 2);
+	/* Empty: nothing to add. */
+	assert_int_equal(agent_parse_fw_cfg("", 0, &config, &err), 0);
+	assert_int_equal(agent_parse_fw_cfg("\0\0", 2, &config, &err), 0);
+	assert_int_equal(config.nshares, 2);
+}
+
+static void test_fw_cfg_refuses_duplicates_nul_bytes_and_oversize(void **state)
+{
+	static char big[AGENT_FW_CFG_MAX + 1];
+	struct svm_err err = {""};
+
+	(void)state;
+	assert_int_equal(
+	        agent_parse_cmdline("spank_vm.share=a:/x spank_vm.root=/dev/vda", &config, &err),
+	        0);
+	expect_fw_cfg_error("spank_vm.share=a:/y", 19, "share tag 'a' given twice");
+	assert_int_equal(agent_parse_cmdline("spank_vm.root=/dev/vda", &config, &err), 0);
+	expect_fw_cfg_error("spank_vm.root=/dev/vdb", 22, "spank_vm.root given twice");
+	assert_int_equal(agent_parse_cmdline("", &config, &err), 0);
+	/* A NUL would hide the words after it. */
+	expect_fw_cfg_error("spank_vm.allow_root=0\0spank_vm.share=b:/y", 41, "a NUL byte inside");
+	expect_fw_cfg_error("spank_vm.colour=blue", 20, "unknown or malformed");
+	expect_fw_cfg_error("spank_vm.share=b:/x/../etc", 26, "empty, . or .. component");
+	memset(big, ' ', sizeof(big));
+	expect_fw_cfg_error(big, sizeof(big), "more than 16384 bytes");
+	/* Exactly the limit is fine. */
+	assert_int_equal(agent_parse_fw_cfg(big, AGENT_FW_CFG_MAX, &config, &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -111,6 +176,8 @@ int main(void)
 	        cmocka_unit_test(test_shares_and_allow_root),
 	        cmocka_unit_test(test_root_device),
 	        cmocka_unit_test(test_root_device_refuses_anything_but_a_plain_name),
+	        cmocka_unit_test(test_fw_cfg_words_add_to_the_command_line),
+	        cmocka_unit_test(test_fw_cfg_refuses_duplicates_nul_bytes_and_oversize),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,6 +82,26 @@ static struct svm_domain_spec xen_spec(void)
 	return spec;
 }
 
+#define BOOT_DISK_WORDS "spank_vm.allow_root=1 spank_vm.share=share0:/home/alice/job"
+
+/* An image that boots itself: its disk, the job's share, the agent's words
+ * in fw_cfg, and nothing of a kernel. */
+static struct svm_domain_spec boot_disk_spec(void)
+{
+	static const struct svm_share shares[] = {
+	        {.host_dir = "/home/alice/job", .tag = "share0", .readonly = false}};
+	struct svm_domain_spec spec = support_spec(true);
+
+	spec.kernel = NULL;
+	spec.initrd = NULL;
+	spec.cmdline = NULL;
+	spec.boot_disk = true;
+	spec.fw_cfg_config = BOOT_DISK_WORDS;
+	spec.shares = shares;
+	spec.nshares = 1;
+	return spec;
+}
+
 /* ---- libxml2 queries ---- */
 
 static xmlDocPtr parse(const char *xml)
@@ -179,6 +199,16 @@ static void test_domain_xml_xen_matches_golden_and_validates(void **state)
 
 	(void)state;
 	check_golden("xen.xml", xml);
+	free(xml);
+}
+
+static void test_domain_xml_qemu_boot_disk_matches_golden_and_validates(void **state)
+{
+	struct svm_domain_spec spec = boot_disk_spec();
+	char *xml = render(qemu_plan, &spec);
+
+	(void)state;
+	check_golden("qemu_boot_disk.xml", xml);
 	free(xml);
 }
 
@@ -349,6 +379,50 @@ static void test_domain_xml_xen_uses_a_pv_channel_and_hvm_or_pvh(void **state)
 	hwloc_topology_destroy(topo);
 }
 
+static void test_domain_xml_boot_disk_boots_the_disk_with_the_config_in_fw_cfg(void **state)
+{
+	struct svm_domain_spec spec = boot_disk_spec();
+	hwloc_topology_t topo;
+	struct svm_plan plan;
+	xmlDocPtr doc;
+	char *xml;
+
+	(void)state;
+	kvm_plan(&plan, &topo);
+	assert_int_equal(svm_domain_xml_kvm(&plan, &spec, &xml, NULL), 0);
+	doc = parse(xml);
+	check_common(doc, &plan);
+	assert_int_equal(count(doc, "/domain/os/kernel | /domain/os/initrd | /domain/os/cmdline"),
+	                 0);
+	assert_xpath_string(doc, "/domain/os/boot/@dev", "hd");
+	assert_xpath_string(doc, "/domain/devices/disk/source/@file", spec.disk_image);
+	assert_xpath_string(doc, "/domain/devices/disk/target/@dev", "vda");
+	assert_int_equal(count(doc, "/domain/sysinfo"), 1);
+	assert_xpath_string(
+	        doc, "/domain/sysinfo[@type='fwcfg']/entry[@name='" SVM_FW_CFG_CONFIG_NAME "']",
+	        BOOT_DISK_WORDS);
+	/* Everything else as with the host's kernel: pinning, channel, shares. */
+	assert_xpath_string(doc, "/domain/devices/filesystem/target/@dir", "share0");
+	assert_int_equal(count(doc, "/domain/devices/channel[@type='unix']"), 1);
+	assert_true(support_validates(xml));
+	xmlFreeDoc(doc);
+	free(xml);
+
+	/* A host-kernel guest may carry the words as well. */
+	spec = support_spec(true);
+	spec.fw_cfg_config = BOOT_DISK_WORDS;
+	assert_int_equal(svm_domain_xml_kvm(&plan, &spec, &xml, NULL), 0);
+	doc = parse(xml);
+	assert_int_equal(count(doc, "/domain/os/kernel"), 1);
+	assert_int_equal(count(doc, "/domain/os/boot"), 0);
+	assert_int_equal(count(doc, "/domain/sysinfo/entry"), 1);
+	assert_true(support_validates(xml));
+	xmlFreeDoc(doc);
+	free(xml);
+	svm_plan_free(&plan);
+	hwloc_topology_destroy(topo);
+}
+
 /* ---- escaping ---- */
 
 #define HOSTILE "a'b\"c<d>e&f\ng]]>\t\r<!--x--><?pi?>&amp;"
@@ -373,6 +447,7 @@ static void test_domain_xml_hostile_strings_keep_the_structure_and_round_trip(vo
 
 	(void)state;
 	benign.nshares = 1;
+	benign.fw_cfg_config = "spank_vm.allow_root=0";
 	hostile.name = HOSTILE;
 	hostile.kernel = "/" HOSTILE;
 	hostile.initrd = "/" HOSTILE;
@@ -383,6 +458,7 @@ static void test_domain_xml_hostile_strings_keep_the_structure_and_round_trip(vo
 	hostile.disk_image = "/" HOSTILE;
 	hostile.shares = shares;
 	hostile.nshares = 1;
+	hostile.fw_cfg_config = HOSTILE;
 	benign_xml = render(kvm_plan, &benign);
 	hostile_xml = render(kvm_plan, &hostile);
 	benign_doc = parse(benign_xml);
@@ -401,6 +477,7 @@ static void test_domain_xml_hostile_strings_keep_the_structure_and_round_trip(vo
 	assert_xpath_string(hostile_doc, "/domain/devices/disk/source/@file", "/" HOSTILE);
 	assert_xpath_string(hostile_doc, "/domain/devices/filesystem/source/@dir", "/" HOSTILE);
 	assert_xpath_string(hostile_doc, "/domain/devices/filesystem/target/@dir", HOSTILE);
+	assert_xpath_string(hostile_doc, "/domain/sysinfo/entry", HOSTILE);
 	/* Nothing smuggled in: no comment or processing instruction nodes. */
 	assert_int_equal(count(hostile_doc, "//comment() | //processing-instruction()"), 0);
 	xmlFreeDoc(benign_doc);
@@ -477,6 +554,24 @@ static void test_domain_xml_refuses_bad_specs(void **state)
 	spec = support_spec(false);
 	spec.cmdline = "console=ttyS0\x1b]0;owned\x07";
 	expect_refusal(kvm_plan, &spec, SVM_HV_KVM, "byte 0x1b");
+	spec = boot_disk_spec();
+	spec.disk_image = NULL;
+	expect_refusal(kvm_plan, &spec, SVM_HV_KVM, "boots its disk needs a disk image");
+	spec = boot_disk_spec();
+	spec.kernel = "/boot/vmlinuz";
+	expect_refusal(kvm_plan, &spec, SVM_HV_KVM, "takes no kernel, initrd or kernel command");
+	spec = boot_disk_spec();
+	spec.cmdline = "init=/bin/sh";
+	expect_refusal(qemu_plan, &spec, SVM_HV_QEMU, "takes no kernel, initrd or kernel command");
+	spec = boot_disk_spec();
+	spec.fw_cfg_config = "";
+	expect_refusal(kvm_plan, &spec, SVM_HV_KVM, "fw_cfg configuration is empty");
+	spec = boot_disk_spec();
+	spec.fw_cfg_config = "spank_vm.allow_root=0\x01";
+	expect_refusal(kvm_plan, &spec, SVM_HV_KVM, "byte 0x01");
+	spec = xen_spec();
+	spec.fw_cfg_config = "spank_vm.allow_root=0";
+	expect_refusal(xen_plan, &spec, SVM_HV_XEN, "fw_cfg is not available with hypervisor xen");
 }
 
 static void test_domain_xml_dispatches_on_the_plan_hypervisor(void **state)
@@ -508,10 +603,13 @@ int main(void)
 	        cmocka_unit_test(test_domain_xml_kvm_matches_golden_and_validates),
 	        cmocka_unit_test(test_domain_xml_qemu_matches_golden_and_validates),
 	        cmocka_unit_test(test_domain_xml_xen_matches_golden_and_validates),
+	        cmocka_unit_test(test_domain_xml_qemu_boot_disk_matches_golden_and_validates),
 	        cmocka_unit_test(test_domain_xml_kvm_pins_every_vcpu_and_binds_every_cell),
 	        cmocka_unit_test(test_domain_xml_kvm_x2apic_adds_iommu_and_validates),
 	        cmocka_unit_test(test_domain_xml_qemu_uses_tcg_with_the_maximum_cpu_model),
 	        cmocka_unit_test(test_domain_xml_xen_uses_a_pv_channel_and_hvm_or_pvh),
+	        cmocka_unit_test(
+	                test_domain_xml_boot_disk_boots_the_disk_with_the_config_in_fw_cfg),
 	        cmocka_unit_test(test_domain_xml_hostile_strings_keep_the_structure_and_round_trip),
 	        cmocka_unit_test(test_domain_xml_refuses_bad_specs),
 	        cmocka_unit_test(test_domain_xml_dispatches_on_the_plan_hypervisor),
