@@ -1,6 +1,8 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -194,4 +196,48 @@ int svm_catalog_load(const char *image_dir, const char *name, struct svm_image *
 	if (memchr(text, '\0', (size_t)n) != NULL)
 		return svm_err_set(err, "%s is not text", path);
 	return svm_image_parse(name, text, image, err);
+}
+
+static int is_entry(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name), suffix = strlen(SVM_CATALOG_SUFFIX);
+	struct svm_err ignored;
+	char name[SVM_IMAGE_NAME_MAX + 1];
+
+	if (n <= suffix || n - suffix > SVM_IMAGE_NAME_MAX ||
+	    strcmp(d->d_name + n - suffix, SVM_CATALOG_SUFFIX) != 0)
+		return 0;
+	memcpy(name, d->d_name, n - suffix);
+	name[n - suffix] = '\0';
+	/* Only names a user could ask for. */
+	return svm_check_image_name(name, &ignored) == 0;
+}
+
+int svm_catalog_names(const char *image_dir, char *out, size_t len, struct svm_err *err)
+{
+	struct dirent **entries = NULL;
+	int n = scandir(image_dir, &entries, is_entry, alphasort);
+	size_t used = 0;
+
+	if (n < 0)
+		return svm_err_errno(err, errno, "cannot list %s", image_dir);
+	if (len > 0)
+		out[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		int name_len = (int)(strlen(entries[i]->d_name) - strlen(SVM_CATALOG_SUFFIX));
+		int w = snprintf(out + used, len - used, "%s%.*s", used ? ", " : "", name_len,
+		                 entries[i]->d_name);
+
+		if (w < 0 || (size_t)w >= len - used) {
+			if (len >= 4)
+				snprintf(out + len - 4, 4, "...");
+			used = len - 1;
+		} else {
+			used += (size_t)w;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		free(entries[i]);
+	free(entries);
+	return 0;
 }

@@ -1,6 +1,10 @@
 /* What the submitting commands (srun, sbatch, salloc) share: options, their
  * defaults, validation, and handing the validated request to the job. */
+#include <string.h>
+#include <unistd.h>
+
 #include "plugin.h"
+#include "spank_vm/catalog.h"
 
 int svm_client_init(spank_t sp, int ac, char **av)
 {
@@ -44,9 +48,32 @@ static int enable_by_policy(void)
 	return 0;
 }
 
+/* An image the catalog lacks is refused before the job queues, when this
+ * host sees the catalog (a login node may not: the node refuses it then). */
+static int check_image(void)
+{
+	const struct svm_config *cfg = &svm_plugin.config;
+	char names[512];
+	struct svm_image image;
+	struct svm_err err;
+
+	if (!svm_plugin.request.enabled ||
+	    strcmp(svm_plugin.request.image, SVM_BUILTIN_IMAGE) == 0 ||
+	    access(cfg->image_dir, X_OK) != 0)
+		return 0;
+	if (svm_catalog_load(cfg->image_dir, svm_plugin.request.image, &image, &err) == 0)
+		return 0;
+	if (svm_catalog_names(cfg->image_dir, names, sizeof(names), NULL) != 0)
+		names[0] = '\0';
+	svm_error("--vm: %s; accepted: %s (the default guest)%s%s", err.msg, SVM_BUILTIN_IMAGE,
+	          names[0] ? ", " : "", names);
+	return -1;
+}
+
 int svm_client_post_opt(spank_t sp, bool new_job)
 {
-	if (svm_args_apply_env_defaults() != 0 || svm_args_check() != 0 || enable_by_policy() != 0)
+	if (svm_args_apply_env_defaults() != 0 || svm_args_check() != 0 ||
+	    enable_by_policy() != 0 || check_image() != 0)
 		return -1;
 	if (!svm_plugin.request.enabled || !new_job)
 		return 0;

@@ -60,4 +60,8 @@ const char *svm_image_format_name(enum svm_image_format format);
 int svm_catalog_load(const char *image_dir, const char *name, struct svm_image *image,
                      struct svm_err *err);
 
+/* The catalog's image names, sorted, ", "-separated, into out (truncated
+ * with "..." if it does not fit); "" when image_dir has none. */
+int svm_catalog_names(const char *image_dir, char *out, size_t len, struct svm_err *err);
+
 #endif

@@ -65,10 +65,15 @@ wait "$salloc_pid" || fail "salloc --vm failed"
 wait_job_done "$id"
 runtime_dir_empty || fail "epilog left $(find "$RUNTIME_DIR" -mindepth 2)"
 
-# An image the site's catalog does not have: the job fails with the reason on
-# its stderr (the guest cannot be made), and the node stays idle.
+# An image the site's catalog does not have, submitted from where the catalog
+# cannot be seen (a login node without image_dir: here the catalog is made
+# unreadable to the user, so sbatch cannot refuse it): the job fails with the
+# reason on its stderr (the guest cannot be made), and the node stays idle.
 dir=$(user_workdir)
+chmod 0700 "$IMAGE_DIR"
+trap 'chmod 0755 "$IMAGE_DIR"; cancel_test_jobs' EXIT
 id=$(submit -o "$dir/out" --vm=nosuch --wrap true)
+chmod 0755 "$IMAGE_DIR"
 wait_job_done "$id" 180
 assert_eq FAILED "$(job_state "$id")" "job with an unknown image"
 assert_contains "$(cat "$dir/out")" "no image named 'nosuch' in this site's catalog" "its output"

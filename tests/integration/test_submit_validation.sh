@@ -33,6 +33,8 @@ for cmd in sbatch srun salloc; do
 	expect_refused "--vm: image name '../etc' is not valid (accepted: 1 to 64 characters" \
 		--vm=../etc
 	expect_refused "--vm: image name 'a/b' is not valid" --vm=a/b
+	expect_refused "--vm: no image named 'nosuch' in this site's catalog; accepted: host (the default guest)" \
+		--vm=nosuch
 	expect_refused "--vm-net: unknown value 'bridged' (accepted: none, cluster)" \
 		--vm --vm-net=bridged
 	expect_refused "--vm-checkpoint: path 'ck' is not absolute" --vm --vm-checkpoint=ck

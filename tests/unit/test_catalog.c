@@ -111,6 +111,42 @@ static void test_catalog_names_are_keys_not_paths(void **state)
 	rmdir(dir);
 }
 
+static void touch(const char *dir, const char *name)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+}
+
+static void test_catalog_lists_the_names_users_may_give(void **state)
+{
+	static const char *const files[] = {"zeta.image", "alpha.image",    "alpha.qcow2",
+	                                    ".image",     "bad name.image", "notes.txt"};
+	char dir[] = "/tmp/svm-catalog-XXXXXX", names[64], tiny[10], path[256];
+	struct svm_err err;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(svm_catalog_names(dir, names, sizeof(names), &err), 0);
+	assert_string_equal(names, "");
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		touch(dir, files[i]);
+	assert_int_equal(svm_catalog_names(dir, names, sizeof(names), &err), 0);
+	assert_string_equal(names, "alpha, zeta");
+	assert_int_equal(svm_catalog_names(dir, tiny, sizeof(tiny), &err), 0);
+	assert_string_equal(tiny, "alpha,...");
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+	assert_int_equal(svm_catalog_names(dir, names, sizeof(names), &err), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -118,6 +154,7 @@ int main(void)
 	        cmocka_unit_test(test_defaults_need_only_a_disk),
 	        cmocka_unit_test(test_bad_entries_name_the_line_and_the_rule),
 	        cmocka_unit_test(test_catalog_names_are_keys_not_paths),
+	        cmocka_unit_test(test_catalog_lists_the_names_users_may_give),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
