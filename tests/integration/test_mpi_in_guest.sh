@@ -1,0 +1,26 @@
+#!/bin/bash
+# Single-node MPI in the guest: a program built against the host's MPICH,
+# `srun --vm --mpi=pmi2 -n 2`: both ranks run in the job's guest and wire up
+# through PMI_FD, relayed over each session's extra stream; the world is
+# SLURM_NTASKS ranks (MPICH would run singletons silently if PMI failed),
+# MPI_Allreduce and a point-to-point ring give the right sums.
+source "$(dirname "$0")/lib.sh"
+
+dir=$(user_workdir)
+host_boot_id=$(cat /proc/sys/kernel/random/boot_id)
+mpicc.mpich -O2 -o "$dir/mpi_ranks" "$TESTS_DIR/mpi_ranks.c"
+chown "$TEST_USER:" "$dir/mpi_ranks"
+
+out=$(as_user srun --vm --mpi=pmi2 -N1 -n2 -c1 --mem 1G -D "$dir" "$dir/mpi_ranks" | sort) ||
+	fail "srun --vm --mpi=pmi2 failed: $out"
+assert_eq 2 "$(grep -c '^rank=' <<<"$out")" "ranks that reported (output: $out)"
+for rank in 0 1; do
+	line=$(grep "^rank=$rank " <<<"$out")
+	assert_contains "$line" "size=2 sum=3" "rank $rank's world and MPI_Allreduce"
+done
+assert_contains "$(grep '^rank=0 ' <<<"$out")" "ring=3" "the token around the ring"
+ids=$(sed 's/.*boot_id=//' <<<"$out" | sort -u)
+assert_eq 1 "$(wc -l <<<"$ids")" "kernels the ranks ran on (output: $out)"
+[ "$ids" != "$host_boot_id" ] || fail "the ranks ran on the host kernel"
+assert_nodes_healthy
+pass "2 ranks in guest $ids"
