@@ -80,6 +80,12 @@ int svm_job_script_prolog(spank_t sp, int ac, char **av)
 	rc = read_request(&req, &err);
 	if (rc == 1)
 		return 0;
+	if (rc == 0 && svm_slurm_lacks_contain()) {
+		svm_err_set(&err, "this cluster cannot run jobs in VMs: slurm.conf lacks "
+		                  "PrologFlags=Contain (tell your Slurm admin)");
+		svm_error("job %u: %s", job_id, err.msg);
+		return record(job_id, SVM_REQUEST_ERROR_FILE, err.msg) == 0 ? 0 : -1;
+	}
 	if (rc != 0) {
 		svm_error("job %u (uid %u): refusing its VM request: %s", job_id, (unsigned)uid,
 		          err.msg);

@@ -33,6 +33,10 @@ int svm_plugin_load_config(int ac, char **av);
 /* For node-side contexts: expands %n in runtime_dir with the node's name. */
 int svm_plugin_node_config(void);
 void svm_plugin_reset(void);
+
+/* slurm_flags.c: true when this node's slurm.conf is known to lack
+ * PrologFlags=Contain (no extern step, so no guest). */
+bool svm_slurm_lacks_contain(void);
 const char *svm_context_name(spank_context_t ctx);
 
 /* args.c: the user options. */

@@ -18,5 +18,8 @@ int svm_slurmd_init(spank_t sp, int ac, char **av)
 	         SPANK_VM_VERSION, SPANK_VM_SLURM_VERSION, SPANK_VM_TASK_REDIRECT,
 	         svm_hypervisor_name(svm_plugin.config.hypervisor), svm_plugin.config.runtime_dir,
 	         svm_policy_name(svm_plugin.config.policy));
+	if (svm_slurm_lacks_contain())
+		svm_error("slurm.conf lacks PrologFlags=Contain: --vm jobs on this node will fail "
+		          "with that reason (the job's extern step carries its guest)");
 	return 0;
 }

@@ -120,6 +120,8 @@ guest_floor() {
 
 bench_exec() {
 	local floor start proxy_exec proxy_stream exec_ns pipe_ns
+	# The programs run in the guest in the proxy's cwd: one the guest shares.
+	cd "$SCRATCH"
 	RUN_DIR=$(mktemp -u /tmp/svmdev-bench-run.XXXXXX)
 	"$SPANK_VM_RUN" up --dir "$RUN_DIR" --user "$TEST_USER" --cores 0-1 --mem 1G \
 		--hypervisor qemu --kernel "$KERNEL" --initrd "$INITRD" --share "$SCRATCH" \

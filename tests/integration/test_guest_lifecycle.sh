@@ -23,6 +23,13 @@ domain_gone() {
 	! virsh -c "$LIBVIRT_URI" domstate "$1" >/dev/null 2>&1
 }
 
+# The job's mux (its socket path names the job's directory), not a zombie.
+mux_gone() { # JOBID
+	local procs
+	procs=$(ps -eo stat=,args= | awk '$1 !~ /^Z/')
+	! grep -q "[s]pank-vm-mux.*/$1/guest/" <<<"$procs"
+}
+
 start_vm_job() { # -> job id; waits for its guest to run
 	local id
 	id=$(submit -o /dev/null --vm -c 1 --mem 1G "$dir/held.sh")
@@ -52,6 +59,7 @@ dom=$(domain_of "$id")
 scancel "$id"
 wait_job_done "$id"
 wait_until 30 "$dom to be destroyed after scancel" domain_gone "$dom"
+wait_until 30 "job $id's mux to exit after scancel" mux_gone "$id"
 runtime_dir_empty || fail "scancel left $(find "$RUNTIME_DIR" -mindepth 2)"
 
 # The extern step is killed: the epilog destroys the guest.
@@ -61,6 +69,7 @@ pkill -KILL -f "slurmstepd: \[$id.extern\]" || fail "no extern step for job $id"
 as_user touch "$dir/release"
 wait_job_done "$id"
 wait_until 60 "$dom to be destroyed by the epilog" domain_gone "$dom"
+wait_until 30 "job $id's mux to exit" mux_gone "$id"
 wait_until 30 "the epilog to clean up" runtime_dir_empty
 as_user rm -f "$dir/release"
 
