@@ -5,6 +5,7 @@
 #   and through it: exit codes and signals as srun reports them without
 #   --vm, stdin (`echo x | srun cat`), --output/--error files, --chdir,
 #   --export, the user's identity;
+# - a batch script's exit code and signal in the job's record, as without --vm;
 # - two jobs at once on the two nodes each get their own guest.
 source "$(dirname "$0")/lib.sh"
 
@@ -69,6 +70,19 @@ assert_eq to-err "$(cat "$dir/err.txt")" "srun --error"
 assert_eq "$TEST_USER made-in-guest" "$(stat -c %U "$dir/written.txt") $(cat "$dir/written.txt")" \
 	"a file a step wrote"
 assert_eq 1 "$(field parallel)" "guests seen by two parallel steps"
+
+# A batch script's exit code and terminating signal reach the job's record
+# (State, ExitCode: what sacct shows) exactly as without --vm.
+job_outcome() { # SBATCH ARGS...: "STATE EXITCODE" of the finished job
+	local id
+	id=$(submit -D "$dir" -o /dev/null -c 1 --mem 1G "$@")
+	wait_job_done "$id" 180
+	echo "$(job_state "$id") $(job_field "$id" ExitCode)"
+}
+for script in 'exit 3' 'kill -TERM $$'; do
+	plain=$(job_outcome --wrap "$script")
+	assert_eq "$plain" "$(job_outcome --vm --wrap "$script")" "the record of a --vm job doing '$script'"
+done
 
 # Two jobs at once, one per node: two guests.
 # shellcheck disable=SC2016 # expanded by the job
