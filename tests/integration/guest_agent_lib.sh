@@ -28,38 +28,11 @@ read -r -a GUEST_PROVISION_EXTRA <<<"${GUEST_PROVISION_ARGS:-}"
 if [ -r "${PLUGSTACK_CONF:-}" ] && grep -q 'hard_limit=no' "$PLUGSTACK_CONF"; then
 	GUEST_PROVISION_EXTRA+=(--no-hard-limit)
 fi
-# The kernel's console arguments; `quiet` spares TCG the slow serial output
-# of the boot messages (the agent's own lines still reach console.log).
 # How long a guest may take from `start` to READY (TCG boots in seconds).
 GUEST_READY_TIMEOUT=${GUEST_READY_TIMEOUT:-90}
 
-fail() {
-	echo "FAIL: $TEST_NAME: $*" >&2
-	exit 1
-}
-
-pass() {
-	echo "PASS: $TEST_NAME${1:+: $1}"
-}
-
-assert_eq() { # expected actual what
-	[ "$1" == "$2" ] || fail "$3: expected '$1', got '$2'"
-}
-
-assert_contains() { # haystack needle what
-	[[ "$1" == *"$2"* ]] || fail "$3: '$2' not found in: $1"
-}
-
-# wait_until TIMEOUT_S DESCRIPTION CMD...: polls CMD until it succeeds.
-wait_until() {
-	local timeout=$1 what=$2
-	shift 2
-	local deadline=$((SECONDS + timeout))
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
-		sleep 0.1
-	done
-}
+# shellcheck source=assert_lib.sh
+source "$TESTS_DIR/assert_lib.sh"
 
 image_release() {
 	local img

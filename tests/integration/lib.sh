@@ -22,14 +22,8 @@ cancel_test_jobs() {
 }
 trap cancel_test_jobs EXIT
 
-fail() {
-	echo "FAIL: $TEST_NAME: $*" >&2
-	exit 1
-}
-
-pass() {
-	echo "PASS: $TEST_NAME${1:+: $1}"
-}
+# shellcheck source=assert_lib.sh
+source "$TESTS_DIR/assert_lib.sh"
 
 # as_user CMD...: CMD as the test user, in its home, with the cluster's SLURM_CONF.
 as_user() {
@@ -52,27 +46,8 @@ user_workdir() {
 	as_user mktemp -d "$(user_home)/${TEST_NAME}.XXXXXX"
 }
 
-assert_eq() { # expected actual what
-	[ "$1" == "$2" ] || fail "$3: expected '$1', got '$2'"
-}
-
-assert_contains() { # haystack needle what
-	[[ "$1" == *"$2"* ]] || fail "$3: '$2' not found in: $1"
-}
-
 assert_not_contains() { # haystack needle what
 	[[ "$1" != *"$2"* ]] || fail "$3: '$2' unexpectedly found in: $1"
-}
-
-# wait_until TIMEOUT_S DESCRIPTION CMD...: polls CMD until it succeeds.
-wait_until() {
-	local timeout=$1 what=$2
-	shift 2
-	local deadline=$((SECONDS + timeout))
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
-		sleep 0.1
-	done
 }
 
 job_state() {
