@@ -109,13 +109,7 @@ guest_run -- sh -c 'echo from-guest >"$HOME/written"' || fail "cannot write to t
 assert_eq "from-guest" "$(cat "$GUEST_SHARE/written")" "the guest's write, on the host"
 
 # The job user, not root (the catalog does not allow it).
-assert_eq "$(id -u "$TEST_USER")" "$(guest_run -- id -u)" "uid in the guest"
-set +e
-root_err=$("$AGENT_CLIENT" --socket "$GUEST_SOCK" --timeout 60 --uid 0 --gid 0 -- id -u 2>&1)
-root_rc=$?
-set -e
-assert_eq 125 "$root_rc" "status when uid 0 is asked for"
-assert_contains "$root_err" "ERROR identity refused" "answer to uid 0"
+assert_user_not_root
 
 # Stop: the image unchanged, the overlay the user's and backed by it.
 overlay="$GUEST_DIR/disk.qcow2"

@@ -119,3 +119,12 @@ guest_run() {
 ready_field() {
 	sed -n "s/^$1=//p" <<<"$GUEST_READY"
 }
+
+# Programs run as the test user; uid 0 is refused (no allow_root).
+assert_user_not_root() {
+	local err rc=0
+	assert_eq "$(id -u "$TEST_USER")" "$(guest_run -- id -u)" "uid in the guest"
+	err=$("$AGENT_CLIENT" --socket "$GUEST_SOCK" --timeout 60 --uid 0 --gid 0 -- id -u 2>&1) || rc=$?
+	assert_eq 125 "$rc" "status when uid 0 is asked for"
+	assert_contains "$err" "ERROR identity refused" "answer to uid 0"
+}

@@ -116,13 +116,7 @@ grep -q "^share0 $GUEST_SHARE 9p rw,.*nosuid,nodev" <<<"$mounts" ||
 	fail "the job's share is not mounted: $mounts"
 
 # The job user, not root (allow_root is not set for this image).
-assert_eq "$(id -u "$TEST_USER")" "$(guest_run -- id -u)" "uid in the guest"
-set +e
-root_err=$("$AGENT_CLIENT" --socket "$GUEST_SOCK" --timeout 60 --uid 0 --gid 0 -- id -u 2>&1)
-root_rc=$?
-set -e
-assert_eq 125 "$root_rc" "status when uid 0 is asked for"
-assert_contains "$root_err" "ERROR identity refused" "answer to uid 0"
+assert_user_not_root
 
 # A write to the root goes to the overlay: on the disk in the guest, in the
 # overlay once the guest is gone, never in the image.
