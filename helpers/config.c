@@ -29,6 +29,10 @@ const struct svm_config_key svm_config_keys[] = {
         {"hard_limit", "yes, no", "yes",
          "cap each guest's memory at the job's memory on the node (libvirt needs "
          "CAP_SYS_RESOURCE for it)"},
+        {"slurm_commands", "an absolute path, no", SPANK_VM_SLURM_BINDIR,
+         "the directory of Slurm's commands on the nodes: srun, sbatch, squeue, ... called "
+         "in a guest run from there, on the host, in the job (no: they do not work in "
+         "guests)"},
         {NULL, NULL, NULL, NULL},
 };
 
@@ -45,6 +49,7 @@ void svm_config_defaults(struct svm_config *cfg)
 	cfg->boot_timeout_s = 60;
 	cfg->policy = SVM_POLICY_OPTIN;
 	cfg->hard_limit = true;
+	snprintf(cfg->slurm_commands, sizeof(cfg->slurm_commands), "%s", SPANK_VM_SLURM_BINDIR);
 }
 
 static int set_path(char *dst, size_t len, const char *value, struct svm_err *err)
@@ -86,6 +91,15 @@ static int apply_key(struct svm_config *cfg, const char *key, const char *value,
 		return svm_parse_policy(value, &cfg->policy, err);
 	if (strcmp(key, "hard_limit") == 0)
 		return svm_parse_bool(value, &cfg->hard_limit, err);
+	if (strcmp(key, "slurm_commands") == 0) {
+		if (strcmp(value, "no") == 0) {
+			cfg->slurm_commands[0] = '\0';
+			return 0;
+		}
+		if (set_path(cfg->slurm_commands, sizeof(cfg->slurm_commands), value, err) != 0)
+			return svm_err_set(err, "'%.64s' (accepted: an absolute path, no)", value);
+		return 0;
+	}
 	return 1; /* unknown */
 }
 

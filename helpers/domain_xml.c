@@ -84,6 +84,9 @@ static int check_boot(const struct svm_domain_spec *spec, enum svm_hypervisor hv
 		                        "with kvm and qemu");
 	if (spec->fw_cfg_config != NULL && spec->fw_cfg_config[0] == '\0')
 		return svm_err_set(err, "the fw_cfg configuration is empty (give none instead)");
+	if (spec->hostcall_socket != NULL && hv == SVM_HV_XEN)
+		return svm_err_set(err, "the host call port needs virtio-serial: accepted with kvm "
+		                        "and qemu, not xen");
 	return 0;
 }
 
@@ -107,6 +110,7 @@ static int check_inputs(const struct svm_plan *plan, const struct svm_domain_spe
 	    check_path(spec->initrd, "initrd", false, err) < 0 ||
 	    check_path(spec->console_log, "console log", true, err) < 0 ||
 	    check_path(spec->agent_socket, "agent socket", hv != SVM_HV_XEN, err) < 0 ||
+	    check_path(spec->hostcall_socket, "host call socket", false, err) < 0 ||
 	    check_path(spec->disk_image, "disk image", false, err) < 0)
 		return -1;
 	return check_shares(spec, hv, err);
@@ -405,30 +409,40 @@ static const char *agent_name(const struct svm_domain_spec *spec)
 	return spec->agent_name ? spec->agent_name : SVM_AGENT_CHANNEL_NAME;
 }
 
-static void render_virtio_agent(struct svm_xml *xml, const struct svm_domain_spec *spec)
+static void render_virtio_port(struct svm_xml *xml, const char *socket, const char *name,
+                               unsigned port)
 {
-	svm_xml_start(xml, "controller");
-	svm_xml_attr(xml, "type", "virtio-serial");
-	svm_xml_attr(xml, "index", "0");
-	render_root_bus_address(xml, SLOT_AGENT);
-	svm_xml_end(xml);
 	svm_xml_start(xml, "channel");
 	svm_xml_attr(xml, "type", "unix");
 	svm_xml_start(xml, "source");
 	svm_xml_attr(xml, "mode", "bind");
-	svm_xml_attr(xml, "path", spec->agent_socket);
+	svm_xml_attr(xml, "path", socket);
 	svm_xml_end(xml);
 	svm_xml_start(xml, "target");
 	svm_xml_attr(xml, "type", "virtio");
-	svm_xml_attr(xml, "name", agent_name(spec));
+	svm_xml_attr(xml, "name", name);
 	svm_xml_end(xml);
 	svm_xml_start(xml, "address");
 	svm_xml_attr(xml, "type", "virtio-serial");
 	svm_xml_attr(xml, "controller", "0");
 	svm_xml_attr(xml, "bus", "0");
-	svm_xml_attr_uint(xml, "port", spec->agent_port ? spec->agent_port : 1);
+	svm_xml_attr_uint(xml, "port", port);
 	svm_xml_end(xml);
 	svm_xml_end(xml);
+}
+
+static void render_virtio_agent(struct svm_xml *xml, const struct svm_domain_spec *spec)
+{
+	unsigned port = spec->agent_port ? spec->agent_port : 1;
+
+	svm_xml_start(xml, "controller");
+	svm_xml_attr(xml, "type", "virtio-serial");
+	svm_xml_attr(xml, "index", "0");
+	render_root_bus_address(xml, SLOT_AGENT);
+	svm_xml_end(xml);
+	render_virtio_port(xml, spec->agent_socket, agent_name(spec), port);
+	if (spec->hostcall_socket != NULL)
+		render_virtio_port(xml, spec->hostcall_socket, SVM_HOSTCALL_CHANNEL_NAME, port + 1);
 }
 
 /* QEMU accepts APIC ids above 254 only with x2APIC, and x2APIC only with an

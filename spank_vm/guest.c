@@ -151,6 +151,9 @@ static int build_start_argv(const struct svm_guest_job *job, struct start_args *
 		add_pair(b, "--image", job->req->image);
 	if (!cfg->hard_limit)
 		add(b, "--no-hard-limit");
+	/* Xen guests have no virtio-serial for the host call port. */
+	if (cfg->slurm_commands[0] != '\0' && hv != SVM_HV_XEN)
+		add_pair(b, "--slurm-commands", cfg->slurm_commands);
 	if (shareable(job->home, NULL))
 		add_pair(b, "--guest-share", job->home);
 	if (shareable(job->workdir, job->home))
@@ -268,7 +271,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 {
 	char dir[SVM_PATH_MAX + 32], agent[SVM_PATH_MAX + 48], listen[SVM_PATH_MAX + 48];
 	char log[SVM_PATH_MAX + 48], exe[SVM_PATH_MAX + 32], uid[16], gid[16], timeout[16];
-	char console[SVM_PATH_MAX + 48];
+	char console[SVM_PATH_MAX + 48], hostcall[SVM_PATH_MAX + 48];
 	char pid_text[16];
 	struct svm_err err;
 	int ready_fd;
@@ -279,6 +282,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 	snprintf(listen, sizeof(listen), "%s/%s", dir, SVM_GUEST_MUX_SOCKET);
 	snprintf(log, sizeof(log), "%s/mux.log", dir);
 	snprintf(console, sizeof(console), "%s/console.log", dir);
+	snprintf(hostcall, sizeof(hostcall), "%s/hostcall.sock", dir);
 	snprintf(exe, sizeof(exe), "%s/%s", svm_plugin.config.helper_dir, MUX_HELPER);
 	snprintf(uid, sizeof(uid), "%u", (unsigned)job->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)job->gid);
@@ -302,7 +306,21 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 		                log,
 		                "--console",
 		                console,
+		                NULL,
+		                NULL,
+		                NULL,
+		                NULL,
 		                NULL};
+		const size_t end = sizeof(argv) / sizeof(argv[0]) - 5;
+
+		/* The socket exists only when spank-vm-provision made the port. */
+		if (svm_plugin.config.slurm_commands[0] != '\0' &&
+		    faccessat(AT_FDCWD, hostcall, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			argv[end] = "--hostcall-socket";
+			argv[end + 1] = hostcall;
+			argv[end + 2] = "--slurm-commands";
+			argv[end + 3] = svm_plugin.config.slurm_commands;
+		}
 
 		ready_fd = open_ready_file(dir);
 		if (ready_fd < 0) {

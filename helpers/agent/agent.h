@@ -23,6 +23,8 @@
 
 /* ---- log.c ---- */
 
+/* AGENT_LOG_PREFIX; spank-vm-hostcall sets its own. */
+extern const char *agent_log_prefix;
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Seconds since the guest booted: boot milestones on the console. */
 double agent_uptime_s(void);
@@ -51,6 +53,15 @@ struct agent_config {
 	char root_device[AGENT_DEV_CAP];
 	size_t nshares;
 	struct agent_share shares[AGENT_MAX_SHARES];
+	/* spank_vm.hostcall=UID:GID:HELPERS:COMMANDS: the guest's Slurm
+	 * commands run on the host (hostcall.c); hostcall_commands "" without */
+	uint32_t hostcall_uid, hostcall_gid;
+	char hostcall_helpers[AGENT_PATH_CAP];
+	char hostcall_commands[AGENT_PATH_CAP];
+	/* Not from the guest's words: set by spank-vm-hostcall, which serves
+	 * the guest's calls on the host with this code (host mode). Only the
+	 * Slurm commands of this directory run there, as the user who runs it. */
+	const char *host_commands;
 };
 
 /* Parses the whole command line (as in /proc/cmdline) into a cleared
@@ -81,8 +92,25 @@ int agent_load_modules(const char *const *names, size_t count, struct svm_err *e
  * switches to it (or, started without an initramfs, keeps the kernel's
  * root); the process stays PID 1. */
 int agent_boot(struct agent_config *config, struct svm_err *err);
+/* The device node of the virtio-serial port called name (made when missing),
+ * waiting up to timeout_ms for the host to announce it. */
+int agent_find_port(const char *name, unsigned timeout_ms, char *dev, size_t cap,
+                    struct svm_err *err);
 /* Opens the agent's virtio-serial port (waits for it to appear). */
 int agent_open_port(unsigned timeout_ms, struct svm_err *err);
+
+/* ---- commands.c: what a guest may run on the host ---- */
+
+/* Slurm's user commands, NULL-terminated. */
+extern const char *const agent_slurm_commands[];
+bool agent_is_slurm_command(const char *name);
+
+/* ---- hostcall.c: the guest's Slurm commands, run on the host ---- */
+
+/* With spank_vm.hostcall: stand-ins for the Slurm commands and the user's
+ * mux on the host call port. Failures are logged, not fatal: the job still
+ * runs, its Slurm commands do not. */
+void agent_hostcall_start(const struct agent_config *config);
 /* Kills everything, syncs and powers the guest off. Does not return. */
 void agent_poweroff(void) __attribute__((noreturn));
 
@@ -132,7 +160,7 @@ struct agent_sessions {
 /* An EXEC arrived (already known to be a new id): refuses it with
  * ERROR + CLOSE, or starts the program. */
 void agent_session_exec(struct agent_channel *ch, struct agent_sessions *all, uint32_t id,
-                        const struct svm_proto_frame *frame, bool allow_root);
+                        const struct svm_proto_frame *frame, const struct agent_config *config);
 /* Any other session frame for a live session id; returns false when the id
  * is not live (the caller decides between dropping and UNKNOWN_SESSION). */
 bool agent_session_frame(struct agent_channel *ch, struct agent_sessions *all,
@@ -184,6 +212,10 @@ struct agent_spawn {
 	int extra_fd; /* -1: none */
 	int extra_target;
 	int status_fd; /* close-on-exec write end */
+	/* Host mode: execute this file (no PATH search) and keep the caller's
+	 * own identity, which the EXEC was checked to ask for. */
+	const char *program;
+	bool keep_identity;
 };
 
 /* At start: raises the agent's descriptor limit, remembering the default

@@ -501,30 +501,25 @@ int agent_boot(struct agent_config *config, struct svm_err *err)
 	return 0;
 }
 
-/* ---- the agent's port ---- */
+/* ---- the agent's ports ---- */
 
 /* The port's device node; created from its major:minor when devtmpfs lacks it. */
-static int open_port_dev(const char *port, struct svm_err *err)
+static int make_port_dev(const char *port, char *dev, size_t cap, struct svm_err *err)
 {
-	char path[300], text[32], dev[64];
+	char path[300], text[32];
 	unsigned maj, min;
-	int fd;
 
 	snprintf(path, sizeof(path), PORTS_DIR "/%s/dev", port);
 	if (!read_small(path, text, sizeof(text)) || sscanf(text, "%u:%u", &maj, &min) != 2)
 		return svm_err_set(err, "cannot read %s", path);
-	snprintf(dev, sizeof(dev), "/dev/%s", port);
+	snprintf(dev, cap, "/dev/%s", port);
 	if (mknod(dev, S_IFCHR | 0600, makedev(maj, min)) != 0 && errno != EEXIST)
 		return svm_err_errno(err, errno, "mknod %s", dev);
-	fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return svm_err_errno(err, errno, "open %s", dev);
-	agent_log("agent port is %s", dev);
-	return fd;
+	return 0;
 }
 
 /* Ports appear when the host announces them, possibly after the driver loaded. */
-static bool find_port(char *port, size_t cap)
+static bool find_port(const char *wanted, char *port, size_t cap)
 {
 	DIR *dir = opendir(PORTS_DIR);
 	struct dirent *e;
@@ -537,8 +532,7 @@ static bool find_port(char *port, size_t cap)
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= cap)
 			continue;
 		snprintf(path, sizeof(path), PORTS_DIR "/%s/name", e->d_name);
-		if (read_small(path, name, sizeof(name)) &&
-		    strcmp(name, SVM_AGENT_CHANNEL_NAME) == 0) {
+		if (read_small(path, name, sizeof(name)) && strcmp(name, wanted) == 0) {
 			strcpy(port, e->d_name);
 			found = true;
 		}
@@ -547,18 +541,32 @@ static bool find_port(char *port, size_t cap)
 	return found;
 }
 
-int agent_open_port(unsigned timeout_ms, struct svm_err *err)
+int agent_find_port(const char *name, unsigned timeout_ms, char *dev, size_t cap,
+                    struct svm_err *err)
 {
 	const struct timespec tick = {0, 10 * 1000 * 1000};
 	char port[64];
 
 	for (unsigned waited = 0; waited <= timeout_ms; waited += 10) {
-		if (find_port(port, sizeof(port)))
-			return open_port_dev(port, err);
+		if (find_port(name, port, sizeof(port)))
+			return make_port_dev(port, dev, cap, err);
 		nanosleep(&tick, NULL);
 	}
-	return svm_err_set(err, "no virtio port named " SVM_AGENT_CHANNEL_NAME " after %u ms",
-	                   timeout_ms);
+	return svm_err_set(err, "no virtio port named %s after %u ms", name, timeout_ms);
+}
+
+int agent_open_port(unsigned timeout_ms, struct svm_err *err)
+{
+	char dev[96];
+	int fd;
+
+	if (agent_find_port(SVM_AGENT_CHANNEL_NAME, timeout_ms, dev, sizeof(dev), err) != 0)
+		return -1;
+	fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return svm_err_errno(err, errno, "open %s", dev);
+	agent_log("agent port is %s", dev);
+	return fd;
 }
 
 void agent_poweroff(void)

@@ -337,8 +337,7 @@ static void on_exec(struct agent_channel *ch, const struct svm_proto_frame *fram
 		connection_fail(ch, SVM_PROTO_E_STATE, "EXEC id not above every earlier one");
 	} else {
 		ch->last_exec_id = frame->session;
-		agent_session_exec(ch, &ch->sessions, frame->session, frame,
-		                   ch->config->allow_root);
+		agent_session_exec(ch, &ch->sessions, frame->session, frame, ch->config);
 	}
 }
 
@@ -386,6 +385,9 @@ static void connection_down(struct agent_channel *ch)
 	if (ch->state != CONN_DOWN)
 		agent_log("host disconnected");
 	agent_sessions_kill_all(&ch->sessions);
+	/* Host mode: QEMU closed the port's socket, the guest is gone. */
+	if (ch->config->host_commands != NULL)
+		agent_poweroff();
 	ch->out.head = ch->out.len = 0;
 	ch->state = CONN_DOWN;
 }
@@ -461,17 +463,24 @@ static void flush_port(struct agent_channel *ch)
 static void reap_children(struct agent_channel *ch)
 {
 	struct signalfd_siginfo info;
+	bool terminate = false;
 	int status;
 	pid_t pid;
 
 	while (read(ch->signals, &info, sizeof(info)) > 0)
-		;
+		terminate |= info.ssi_signo != SIGCHLD;
+	/* Host mode only: the mux that started us is ending. */
+	if (terminate) {
+		agent_log("terminated: ending every host call");
+		agent_sessions_kill_all(&ch->sessions);
+		agent_poweroff();
+	}
 	/* PID 1 adopts every orphan of the guest: reap them all. */
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 		agent_sessions_reaped(ch, &ch->sessions, pid, status);
 }
 
-static int open_signals(struct svm_err *err)
+static int open_signals(bool host_mode, struct svm_err *err)
 {
 	sigset_t set;
 	int fd;
@@ -481,6 +490,11 @@ static int open_signals(struct svm_err *err)
 		return svm_err_errno(err, errno, "ignore SIGPIPE");
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
+	if (host_mode) {
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGHUP);
+	}
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
 		return svm_err_errno(err, errno, "block SIGCHLD");
 	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -503,7 +517,7 @@ struct agent_channel *agent_channel_new(int port, int power_button,
 	ch->power_button = power_button;
 	ch->config = config;
 	ch->state = CONN_DOWN;
-	ch->signals = open_signals(err);
+	ch->signals = open_signals(config->host_commands != NULL, err);
 	if (ch->signals < 0) {
 		free(ch->reader);
 		free(ch);

@@ -20,6 +20,11 @@
  *                              and ':'), absolute, without "." or ".."
  *                              components; at most AGENT_MAX_SHARES
  *   spank_vm.allow_root=0|1    whether EXEC may ask for uid/gid 0 (default 0)
+ *   spank_vm.hostcall=UID:GID:HELPERS:COMMANDS
+ *                              run the Slurm commands of COMMANDS on the
+ *                              host through the host call port, as UID:GID;
+ *                              HELPERS holds spank-vm-mux and spank-vm-exec
+ *                              (both paths percent-encoded, absolute)
  *   spank_vm.root=/dev/NAME    boot a site image: mount this block device
  *                              read-write as the root instead of the host's
  *                              root over 9p; NAME is a kernel device name
@@ -148,6 +153,61 @@ static int parse_root(const char *value, size_t len, struct agent_config *config
 	return 0;
 }
 
+/* One percent-encoded absolute path, up to the next ':' or the end. */
+static int parse_hostcall_path(const char **p, const char *end, char *out, const char *what,
+                               struct svm_err *err)
+{
+	const char *colon = memchr(*p, ':', (size_t)(end - *p));
+	const char *stop = colon ? colon : end;
+
+	if (svm_percent_decode(*p, (size_t)(stop - *p), out, AGENT_PATH_CAP) != 0 || out[0] != '/')
+		return svm_err_set(err,
+		                   "spank_vm.hostcall: %s must be an absolute, "
+		                   "percent-encoded path",
+		                   what);
+	*p = colon ? colon + 1 : end;
+	return 0;
+}
+
+static int parse_hostcall_id(const char **p, const char *end, uint32_t *out, const char *what,
+                             struct svm_err *err)
+{
+	const char *colon = memchr(*p, ':', (size_t)(end - *p));
+	char text[16];
+	uint64_t v;
+
+	if (colon == NULL || (size_t)(colon - *p) >= sizeof(text))
+		return svm_err_set(err, "spank_vm.hostcall needs UID:GID:HELPERS:COMMANDS");
+	memcpy(text, *p, (size_t)(colon - *p));
+	text[colon - *p] = '\0';
+	if (svm_parse_uint(text, 1, SVM_PROTO_MAX_ID, &v, err) != 0)
+		return svm_err_set(err, "spank_vm.hostcall: %s must be a number above 0", what);
+	*out = (uint32_t)v;
+	*p = colon + 1;
+	return 0;
+}
+
+/* The user is never root: the guest's mux for the host calls runs as them. */
+static int parse_hostcall(const char *value, size_t len, struct agent_config *config,
+                          struct svm_err *err)
+{
+	const char *p = value, *end = value + len;
+
+	if (config->hostcall_commands[0] != '\0')
+		return svm_err_set(err, "spank_vm.hostcall given twice");
+	if (parse_hostcall_id(&p, end, &config->hostcall_uid, "UID", err) != 0 ||
+	    parse_hostcall_id(&p, end, &config->hostcall_gid, "GID", err) != 0 ||
+	    parse_hostcall_path(&p, end, config->hostcall_helpers, "HELPERS", err) != 0)
+		return -1;
+	if (p == end)
+		return svm_err_set(err, "spank_vm.hostcall needs UID:GID:HELPERS:COMMANDS");
+	if (parse_hostcall_path(&p, end, config->hostcall_commands, "COMMANDS", err) != 0)
+		return -1;
+	if (p != end)
+		return svm_err_set(err, "spank_vm.hostcall: more than UID:GID:HELPERS:COMMANDS");
+	return 0;
+}
+
 static int parse_param(const char *word, size_t len, struct agent_config *config,
                        struct svm_err *err)
 {
@@ -166,6 +226,8 @@ static int parse_param(const char *word, size_t len, struct agent_config *config
 		return parse_share(eq + 1, value_len, config, err);
 	if (key_len == 4 && memcmp(key, "root", 4) == 0)
 		return parse_root(eq + 1, value_len, config, err);
+	if (key_len == 8 && memcmp(key, "hostcall", 8) == 0)
+		return parse_hostcall(eq + 1, value_len, config, err);
 	if (key_len == 10 && memcmp(key, "allow_root", 10) == 0 && value_len == 1 &&
 	    (eq[1] == '0' || eq[1] == '1')) {
 		config->allow_root = eq[1] == '1';
@@ -174,7 +236,8 @@ static int parse_param(const char *word, size_t len, struct agent_config *config
 	return svm_err_set(err,
 	                   "unknown or malformed kernel parameter '%.*s' (known: "
 	                   "spank_vm.share=TAG:PATH, spank_vm.allow_root=0|1, "
-	                   "spank_vm.root=/dev/NAME)",
+	                   "spank_vm.root=/dev/NAME, "
+	                   "spank_vm.hostcall=UID:GID:HELPERS:COMMANDS)",
 	                   (int)(len > 200 ? 200 : len), word);
 }
 

@@ -7,6 +7,8 @@
 
 #include "agent.h"
 
+const char *agent_log_prefix = AGENT_LOG_PREFIX;
+
 void agent_log(const char *fmt, ...)
 {
 	char line[1024];
@@ -20,7 +22,7 @@ void agent_log(const char *fmt, ...)
 		return;
 	/* One write per line, so lines of the kernel and of the agent do not
 	 * interleave inside a line. */
-	(void)dprintf(STDERR_FILENO, AGENT_LOG_PREFIX "%s\n", line);
+	(void)dprintf(STDERR_FILENO, "%s%s\n", agent_log_prefix, line);
 }
 
 void agent_escape(const uint8_t *bytes, size_t len, char *out, size_t cap)

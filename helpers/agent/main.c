@@ -29,6 +29,7 @@ int main(void)
 	/* The console exists only once boot mounted /dev: both times now. */
 	agent_log("started at %.2f s of uptime; root file system ready at %.2f s (%zu share%s)",
 	          boot_start, agent_uptime_s(), config.nshares, config.nshares == 1 ? "" : "s");
+	agent_hostcall_start(&config);
 	port = agent_open_port(PORT_TIMEOUT_MS, &err);
 	if (port < 0)
 		goto fatal;

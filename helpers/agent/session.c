@@ -57,6 +57,7 @@ struct agent_session {
 	bool exited;
 	int wait_status;
 	uint64_t pending_signals; /* arrived before STARTED */
+	bool on_host;             /* served by spank-vm-hostcall */
 	char program[96];         /* argv[0] and the cwd, printable and bounded: */
 	char cwd[96];             /* what a failure to start names */
 	struct out_stream out[SVM_PROTO_STREAMS];
@@ -224,7 +225,8 @@ static int make_child_fds(const struct svm_proto_exec *e, struct child_fds *f)
 	return (e->flags & SVM_PROTO_EXEC_HAS_EXTRA) != 0 ? make_extra(f) : 0;
 }
 
-static pid_t fork_program(const struct svm_proto_exec *e, const struct child_fds *f)
+static pid_t fork_program(const struct svm_proto_exec *e, const struct child_fds *f,
+                          const char *program)
 {
 	char cwd[SVM_PROTO_MAX_CWD + 1]; /* checked NUL-free and short by the codec */
 	struct agent_spawn sp = {0};
@@ -250,6 +252,8 @@ static pid_t fork_program(const struct svm_proto_exec *e, const struct child_fds
 	sp.extra_fd = f->child[3];
 	sp.extra_target = (int)e->extra_fd;
 	sp.status_fd = f->status[1];
+	sp.program = program;
+	sp.keep_identity = program != NULL;
 	pid = fork();
 	if (pid == 0)
 		agent_spawn_child(&sp);
@@ -319,7 +323,7 @@ static uint32_t refusal(struct svm_err *err, uint32_t code, int error, const cha
 
 /* Descriptors, the session, fork: *out is the new session, or NULL with the
  * error code returned. */
-static uint32_t start_program(uint32_t id, const struct svm_proto_exec *e,
+static uint32_t start_program(uint32_t id, const struct svm_proto_exec *e, const char *program,
                               struct agent_session **out, struct svm_err *err)
 {
 	struct agent_session *s = NULL;
@@ -332,7 +336,8 @@ static uint32_t start_program(uint32_t id, const struct svm_proto_exec *e,
 	else if ((s = new_session(id, e, &f)) == NULL)
 		code = refusal(err, SVM_PROTO_E_RESOURCE, ENOMEM, "session");
 	if (s != NULL) {
-		s->pid = fork_program(e, &f);
+		s->on_host = program != NULL;
+		s->pid = fork_program(e, &f, program);
 		if (s->pid < 0) {
 			code = refusal(err, SVM_PROTO_E_RESOURCE, errno, "fork");
 			release_streams(s);
@@ -346,24 +351,59 @@ static uint32_t start_program(uint32_t id, const struct svm_proto_exec *e,
 	return code;
 }
 
+/* Host mode (spank-vm-hostcall): a guest may have Slurm's commands run, by
+ * name, from the host's directory of them, as the user the server runs as,
+ * and nothing else. */
+static uint32_t host_call_refusal(const struct svm_proto_exec *e, const char *commands,
+                                  char *program, size_t cap, struct svm_err *err)
+{
+	char name[32];
+
+	if (e->argv[0].len >= sizeof(name) || memchr(e->argv[0].data, '/', e->argv[0].len))
+		goto not_slurm;
+	memcpy(name, e->argv[0].data, e->argv[0].len);
+	name[e->argv[0].len] = '\0';
+	if (!agent_is_slurm_command(name))
+		goto not_slurm;
+	if (e->uid != getuid() || e->gid != getgid())
+		return refusal(err, SVM_PROTO_E_IDENTITY_REFUSED, 0,
+		               "the host runs Slurm commands only as the job's user");
+	snprintf(program, cap, "%s/%s", commands, name);
+	return 0;
+not_slurm:
+	printable_copy(name, sizeof(name), e->argv[0].data, e->argv[0].len);
+	svm_err_set(err,
+	            "'%s' is not a Slurm command: a guest may run only sacct, sacctmgr, "
+	            "salloc, sattach, sbatch, sbcast, scancel, scontrol, sdiag, sinfo, sprio, "
+	            "squeue, sreport, srun, sshare, sstat and strigger on the host",
+	            name);
+	return SVM_PROTO_E_EXEC_FAILED;
+}
+
 void agent_session_exec(struct agent_channel *ch, struct agent_sessions *all, uint32_t id,
-                        const struct svm_proto_frame *frame, bool allow_root)
+                        const struct svm_proto_frame *frame, const struct agent_config *config)
 {
 	struct svm_proto_exec *e = &exec_request;
 	struct agent_session *s = NULL;
 	struct svm_err err = {""};
+	char program[AGENT_PATH_CAP + 32];
 	uint32_t code;
 
 	if (svm_proto_decode_exec(frame, e, &err) != 0)
 		code = SVM_PROTO_E_MALFORMED;
-	else if (!identity_allowed(e, allow_root))
+	else if (!identity_allowed(e, config->allow_root))
 		code = refusal(&err, SVM_PROTO_E_IDENTITY_REFUSED, 0,
 		               "this guest runs no program as root (uid or gid 0); only an "
 		               "image the site's catalog marks allow_root=yes does");
 	else if (all->count >= AGENT_MAX_SESSIONS)
 		code = refusal(&err, SVM_PROTO_E_RESOURCE, 0, "too many sessions");
+	else if (config->host_commands != NULL &&
+	         (code = host_call_refusal(e, config->host_commands, program, sizeof(program),
+	                                   &err)) != 0)
+		;
 	else
-		code = start_program(id, e, &s, &err);
+		code = start_program(id, e, config->host_commands != NULL ? program : NULL, &s,
+		                     &err);
 	if (s == NULL) {
 		agent_send_error(ch, id, code, "%s", err.msg);
 		agent_send_close(ch, id);
@@ -385,6 +425,11 @@ static void deliver_pending_signals(struct agent_session *s)
 	s->pending_signals = 0;
 }
 
+static const char *where(const struct agent_session *s)
+{
+	return s->on_host ? "on the host" : "in the guest";
+}
+
 static void describe_failure(const struct agent_session *s, int stage, int error, char *text,
                              size_t len)
 {
@@ -393,11 +438,11 @@ static void describe_failure(const struct agent_session *s, int stage, int error
 		snprintf(text, len, "cannot take the requested identity: %s", strerror(error));
 		break;
 	case AGENT_SPAWN_CHDIR:
-		snprintf(text, len, "cannot change to the working directory %s in the guest: %s",
-		         s->cwd, strerror(error));
+		snprintf(text, len, "cannot change to the working directory %s %s: %s", s->cwd,
+		         where(s), strerror(error));
 		break;
 	case AGENT_SPAWN_EXEC:
-		snprintf(text, len, "cannot execute %s in the guest: %s", s->program,
+		snprintf(text, len, "cannot execute %s %s: %s", s->program, where(s),
 		         strerror(error));
 		break;
 	default:

@@ -93,6 +93,8 @@ static int setup_fds(const struct agent_spawn *sp)
 
 static int set_identity(const struct agent_spawn *sp)
 {
+	if (sp->keep_identity)
+		return 0;
 	if (setgroups(sp->ngroups, sp->groups) != 0 || setgid(sp->gid) != 0 || setuid(sp->uid) != 0)
 		return -1;
 	return 0;
@@ -158,6 +160,10 @@ static int exec_program(const struct agent_spawn *sp)
 	char path[PATH_MAX];
 	int error = 0;
 
+	if (sp->program != NULL) {
+		try_exec(sp, sp->program, &error);
+		return error;
+	}
 	if (name[0] == '\0')
 		return ENOENT;
 	if (strchr(name, '/') != NULL) {

@@ -1,6 +1,7 @@
 /* The agent's side of the channel: the mux plays the host (doc/protocol.md,
  * section 8, host side) and relays each session's frames to its client. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,29 @@ static int try_connect(const char *path, int *fd_out, struct svm_err *err)
 	return saved == ENOENT || saved == ECONNREFUSED ? 1 : -1;
 }
 
+/* In a guest, the host end of a virtio port: it reports POLLHUP until the
+ * host connects, and bytes written before are lost, so HELLO waits for it. */
+static int open_device(struct mux *m, double deadline, struct svm_err *err)
+{
+	struct pollfd pfd[2] = {{.fd = m->signal_fd, .events = POLLIN}, {.events = POLLIN}};
+
+	m->agent_fd = open(m->opts->agent_device, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (m->agent_fd < 0)
+		return svm_err_errno(err, errno, "cannot open %s", m->opts->agent_device);
+	pfd[1].fd = m->agent_fd;
+	for (;;) {
+		if (poll(&pfd[1], 1, 0) >= 0 && (pfd[1].revents & POLLHUP) == 0)
+			break;
+		if (mux_now() >= deadline)
+			return svm_err_set(err, "nobody connected to %s within %.0f s",
+			                   m->opts->agent_device, m->opts->ready_timeout);
+		if (poll(pfd, 1, CONNECT_RETRY_MS) > 0)
+			return svm_err_set(err, "stopped by a signal while waiting for the host");
+	}
+	mux_log("the host connected to %s", m->opts->agent_device);
+	return mux_put_hello(&m->agent_out);
+}
+
 /* QEMU creates the socket some time after the domain starts: retry until the
  * ready deadline, waking early for SIGTERM (the starter gave up). */
 int mux_agent_connect(struct mux *m, struct svm_err *err)
@@ -43,6 +67,9 @@ int mux_agent_connect(struct mux *m, struct svm_err *err)
 	double deadline = mux_now() + m->opts->ready_timeout;
 	struct pollfd pfd = {.fd = m->signal_fd, .events = POLLIN};
 	int rc;
+
+	if (m->opts->agent_device != NULL)
+		return open_device(m, deadline, err);
 
 	while ((rc = try_connect(m->opts->agent_socket, &m->agent_fd, err)) == 1) {
 		if (mux_now() >= deadline)

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "mux.h"
@@ -27,6 +28,10 @@ int mux_flush(int fd, struct svm_byte_queue *q, struct svm_err *err)
 
 	while (len > 0) {
 		n = send(fd, front, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* A virtio port (the mux in a guest) is no socket; it was opened
+		 * non-blocking and SIGPIPE is ignored. */
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(fd, front, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

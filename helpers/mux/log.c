@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mux.h"
 
@@ -17,6 +18,11 @@ int mux_log_open(const char *path, struct svm_err *err)
 	setvbuf(f, NULL, _IOLBF, 0);
 	log_file = f;
 	return 0;
+}
+
+int mux_log_fd(void)
+{
+	return log_file != NULL ? fileno(log_file) : STDERR_FILENO;
 }
 
 void mux_log(const char *fmt, ...)

@@ -101,6 +101,7 @@ static void become_ready(struct mux *m)
 	}
 	mux_log("listening on %s", m->opts->listen_path);
 	signal_ready(m, "ready\n");
+	mux_hostcall_start(m);
 }
 
 static void on_signal(struct mux *m)
@@ -325,6 +326,7 @@ static void drain(struct mux *m)
 
 static void cleanup(struct mux *m)
 {
+	mux_hostcall_stop(m);
 	while (m->clients != NULL) {
 		struct mux_client *c = m->clients;
 

@@ -16,10 +16,12 @@
 #include "mux.h"
 
 static const char usage_text[] =
-        "usage: spank-vm-mux --agent-socket PATH --listen PATH [--uid UID] [--gid GID]\n"
+        "usage: spank-vm-mux (--agent-socket PATH | --agent-device PATH) --listen PATH\n"
+        "                    [--uid UID] [--gid GID]\n"
         "                    [--ready-timeout SECONDS] [--ready-fd N] [--foreground]\n"
         "                    [--pid-file PATH] [--log FILE] [--heartbeat SECONDS]\n"
         "                    [--heartbeat-timeout SECONDS] [--console FILE]\n"
+        "                    [--hostcall-socket PATH --slurm-commands DIR]\n"
         "Connects to the guest agent's channel, waits for READY, then serves the job\n"
         "user's task proxies on --listen (mode 0600). Writes \"ready\" or \"error: ...\"\n"
         "on --ready-fd; without --foreground it returns once ready (0) or failed (1).\n";
@@ -37,6 +39,9 @@ enum {
 	OPT_HEARTBEAT,
 	OPT_HEARTBEAT_TIMEOUT,
 	OPT_CONSOLE,
+	OPT_AGENT_DEVICE,
+	OPT_HOSTCALL_SOCKET,
+	OPT_SLURM_COMMANDS,
 };
 
 static const struct option long_options[] = {
@@ -52,6 +57,9 @@ static const struct option long_options[] = {
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT_TIMEOUT},
         {"console", required_argument, NULL, OPT_CONSOLE},
+        {"agent-device", required_argument, NULL, OPT_AGENT_DEVICE},
+        {"hostcall-socket", required_argument, NULL, OPT_HOSTCALL_SOCKET},
+        {"slurm-commands", required_argument, NULL, OPT_SLURM_COMMANDS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -82,6 +90,15 @@ static int parse_option(int opt, const char *arg, struct mux_opts *o, struct svm
 	switch (opt) {
 	case OPT_AGENT_SOCKET:
 		o->agent_socket = arg;
+		return 0;
+	case OPT_AGENT_DEVICE:
+		o->agent_device = arg;
+		return 0;
+	case OPT_HOSTCALL_SOCKET:
+		o->hostcall_socket = arg;
+		return 0;
+	case OPT_SLURM_COMMANDS:
+		o->slurm_commands = arg;
 		return 0;
 	case OPT_LISTEN:
 		o->listen_path = arg;
@@ -145,8 +162,11 @@ static int parse_args(int argc, char **argv, struct mux_opts *o, struct svm_err 
 	}
 	if (optind != argc)
 		return svm_err_set(err, "unexpected argument '%.64s'", argv[optind]);
-	if (o->agent_socket == NULL || o->listen_path == NULL)
-		return svm_err_set(err, "--agent-socket and --listen are required");
+	if ((o->agent_socket == NULL) == (o->agent_device == NULL) || o->listen_path == NULL)
+		return svm_err_set(err, "--listen and one of --agent-socket, --agent-device are "
+		                        "required");
+	if ((o->hostcall_socket == NULL) != (o->slurm_commands == NULL))
+		return svm_err_set(err, "--hostcall-socket and --slurm-commands go together");
 	if (o->heartbeat_timeout <= o->heartbeat_interval / 2)
 		return svm_err_set(err, "--heartbeat-timeout must exceed half the interval");
 	return 0;
@@ -298,7 +318,8 @@ int main(int argc, char **argv)
 	svm_proto_reader_init(m.agent_reader, SVM_PROTO_AGENT);
 	svm_byte_queue_init(&m.agent_out);
 	m.heartbeat_nonce = (uint64_t)getpid() << 32;
-	mux_log("starting: uid %u, guest channel %s", (unsigned)getuid(), o.agent_socket);
+	mux_log("starting: uid %u, guest channel %s", (unsigned)getuid(),
+	        o.agent_socket ? o.agent_socket : o.agent_device);
 	int rc = mux_run(&m);
 
 	free(m.agent_reader);

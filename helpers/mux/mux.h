@@ -25,6 +25,9 @@
 
 struct mux_opts {
 	const char *agent_socket;
+	const char *agent_device;    /* instead of agent_socket: a virtio port (in a guest) */
+	const char *hostcall_socket; /* the guest's host call port: spank-vm-hostcall serves it */
+	const char *slurm_commands;  /* ... running the Slurm commands of this directory */
 	const char *listen_path;
 	const char *log_path;
 	const char *pid_file;
@@ -93,10 +96,13 @@ struct mux {
 	bool stop;             /* leave the loop */
 	int exit_code;
 	char stop_reason[SVM_ERR_MAX + 64];
+	pid_t hostcall_pid; /* spank-vm-hostcall, or 0 */
 };
 
 /* log.c */
 int mux_log_open(const char *path, struct svm_err *err);
+/* Where log lines go, for a child's stderr. */
+int mux_log_fd(void);
 void mux_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Peer text is untrusted: non-printable bytes become \xNN. */
 void mux_escape(const uint8_t *bytes, size_t len, char *out, size_t out_size);
@@ -117,6 +123,10 @@ int mux_put_error(struct svm_byte_queue *q, uint32_t session, uint32_t code, con
 int mux_put_close(struct svm_byte_queue *q, uint32_t session);
 int mux_put_hello(struct svm_byte_queue *q);
 int mux_put_heartbeat(struct svm_byte_queue *q, uint64_t nonce);
+
+/* hostcall.c: spank-vm-hostcall, the guest's host call port's server */
+void mux_hostcall_start(struct mux *m);
+void mux_hostcall_stop(struct mux *m);
 
 /* agent.c */
 int mux_agent_connect(struct mux *m, struct svm_err *err);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -121,6 +122,42 @@ static int add_word(struct guest_view *v, size_t *used, struct svm_err *err, con
 	return 0;
 }
 
+/* Where spank-vm-exec and spank-vm-mux are: next to this program. The
+ * default guest sees the host's root, so the same path works there. */
+static int helper_dir(char *out, size_t cap, struct svm_err *err)
+{
+	char *slash;
+	ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+
+	if (n <= 0 || (size_t)n >= cap - 1)
+		return svm_err_errno(err, errno, "readlink /proc/self/exe");
+	out[n] = '\0';
+	slash = strrchr(out, '/');
+	if (slash == NULL || slash == out)
+		return svm_err_set(err, "unexpected path of spank-vm-provision: %s", out);
+	*slash = '\0';
+	return 0;
+}
+
+/* spank_vm.hostcall=UID:GID:HELPERS:COMMANDS (paths percent-encoded): the
+ * agent starts a mux for the user on the host call port and puts a stand-in
+ * for each Slurm command of COMMANDS in the guest (helpers/hostcall). */
+static int add_hostcall_word(const struct provision_opts *o, struct guest_view *v, size_t *used,
+                             struct svm_err *err)
+{
+	char helpers[4096], helpers_enc[3 * 4096 + 1], commands_enc[3 * 4096 + 1];
+
+	if (o->slurm_commands == NULL || o->hypervisor == SVM_HV_XEN)
+		return 0;
+	if (helper_dir(helpers, sizeof(helpers), err) != 0)
+		return -1;
+	if (svm_percent_encode(helpers, helpers_enc, sizeof(helpers_enc)) != 0 ||
+	    svm_percent_encode(o->slurm_commands, commands_enc, sizeof(commands_enc)) != 0)
+		return svm_err_set(err, "--slurm-commands: path too long");
+	return add_word(v, used, err, "spank_vm.hostcall=%u:%u:%s:%s", (unsigned)o->uid,
+	                (unsigned)o->gid, helpers_enc, commands_enc);
+}
+
 /* What the guest sees of the host: the built-in guest gets the host's root
  * read-only (tag hostroot), a site image its own disk as root, which the
  * agent learns from spank_vm.root (and spank_vm.allow_root=1 when the
@@ -156,6 +193,8 @@ static int guest_view(const struct provision_opts *o, const struct svm_image *im
 		if (add_word(v, &used, err, "spank_vm.share=%s:%s", v->tags[i], encoded) != 0)
 			return -1;
 	}
+	if (add_hostcall_word(o, v, &used, err) != 0)
+		return -1;
 	n = snprintf(v->cmdline, sizeof(v->cmdline), "%s%s%s",
 	             o->cmdline ? o->cmdline : PROVISION_DEFAULT_CMDLINE, used ? " " : "",
 	             v->words);
@@ -188,7 +227,7 @@ static int set_boot(const struct provision_opts *o, const struct svm_image *imag
 static int render(const struct provision_opts *o, const struct svm_plan *plan, char **xml,
                   struct svm_err *err)
 {
-	char console[4096], socket_path[4096], uuid_text[37], overlay[4096];
+	char console[4096], socket_path[4096], uuid_text[37], overlay[4096], hostcall[4096];
 	char kernel[4096], initrd[4096];
 	struct svm_domain_spec spec = {0};
 	static struct guest_view view;
@@ -210,6 +249,9 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 		return -1;
 	spec.console_log = console;
 	spec.agent_socket = socket_path;
+	snprintf(hostcall, sizeof(hostcall), "%s/" PROVISION_HOSTCALL_SOCKET, o->dir);
+	if (o->slurm_commands != NULL && o->hypervisor != SVM_HV_XEN)
+		spec.hostcall_socket = hostcall;
 	spec.no_hard_limit = o->no_hard_limit;
 	spec.shares = view.shares;
 	spec.nshares = view.nshares;
@@ -221,15 +263,16 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	return svm_domain_xml(plan, &spec, xml, err);
 }
 
-/* libvirt creates the agent channel's socket itself, as root; the job's mux
- * runs as the job's user and must connect to it. The directory is the
+/* libvirt creates the channels' sockets itself, as root; the job's mux
+ * runs as the job's user and must connect to them. The directory is the
  * user's, so nothing is followed: only a socket at that name is handed over. */
-static int hand_channel_to_owner(const struct provision_opts *o, struct svm_err *err)
+static int hand_socket_to_owner(const struct provision_opts *o, const char *name,
+                                struct svm_err *err)
 {
 	char path[4096];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/agent.sock", o->dir);
+	snprintf(path, sizeof(path), "%s/%s", o->dir, name);
 	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return svm_err_errno(err, errno, "the guest's channel %s", path);
 	if (!S_ISSOCK(st.st_mode))
@@ -273,7 +316,9 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 			*err = why;
 		goto out;
 	}
-	if (hand_channel_to_owner(o, err) != 0)
+	if (hand_socket_to_owner(o, "agent.sock", err) != 0 ||
+	    (o->slurm_commands != NULL && o->hypervisor != SVM_HV_XEN &&
+	     hand_socket_to_owner(o, PROVISION_HOSTCALL_SOCKET, err) != 0))
 		goto out;
 	svm_plan_describe(&plan, line, sizeof(line));
 	printf("started %s: %s\n", o->name, line);

@@ -12,6 +12,7 @@ static const char usage_text[] =
         "             [--image NAME] [--image-dir DIR] [--no-hard-limit] [--uri URI]\n"
         "             [--share HOSTDIR:TAG[:ro]]... (9p, mounted by the guest by TAG)\n"
         "             [--guest-share PATH]... (PATH read-write at PATH in the guest)\n"
+        "             [--slurm-commands DIR] (the guest runs DIR's Slurm commands on the host)\n"
         "       spank-vm-provision stop  --name NAME [--timeout SECONDS] [--uri URI]\n"
         "ALLOCATION: [--cores LIST] [--cpuset LIST | --cgroup-pid PID] --mem SIZE\n"
         "            [--reserve SIZE] [--min-guest SIZE] [--hypervisor kvm|qemu|xen]\n"
@@ -42,6 +43,7 @@ enum {
 	OPT_IMAGE_DIR,
 	OPT_SHARE, /* keep this enum in the order of long_options[] */
 	OPT_GUEST_SHARE,
+	OPT_SLURM_COMMANDS,
 };
 
 static const struct option long_options[] = {
@@ -69,6 +71,7 @@ static const struct option long_options[] = {
         {"image-dir", required_argument, NULL, OPT_IMAGE_DIR},
         {"share", required_argument, NULL, OPT_SHARE},
         {"guest-share", required_argument, NULL, OPT_GUEST_SHARE},
+        {"slurm-commands", required_argument, NULL, OPT_SLURM_COMMANDS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -225,6 +228,8 @@ static int parse_option(int opt, char *arg, struct provision_opts *o, struct svm
 		return 0;
 	case OPT_IMAGE_DIR:
 		return parse_path(arg, &o->image_dir, err);
+	case OPT_SLURM_COMMANDS:
+		return parse_path(arg, &o->slurm_commands, err);
 	default:
 		return svm_err_set(err, "unknown option");
 	}

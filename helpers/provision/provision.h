@@ -50,7 +50,14 @@ struct provision_opts {
 	const char *guest_shares[PROVISION_MAX_SHARES];
 	size_t nguest_shares;
 	unsigned timeout_s;
+	/* --slurm-commands DIR: the host's Slurm commands (srun, sbatch, ...)
+	 * live in DIR; the guest gets the host call port and runs them on the
+	 * host through it (helpers/hostcall/README.md). NULL: not offered. */
+	const char *slurm_commands;
 };
+
+/* The host call port's socket, in the guest directory next to agent.sock. */
+#define PROVISION_HOSTCALL_SOCKET "hostcall.sock"
 
 /* The kernel's arguments: the serial console is the guest's log; quiet
  * spares TCG the slow output of boot messages; panic=-1 makes a panicked

@@ -21,6 +21,9 @@ struct svm_config {
 	uint64_t boot_timeout_s;
 	enum svm_policy policy;
 	bool hard_limit; /* <memtune><hard_limit> = job memory on each guest */
+	/* The host's directory of Slurm's commands, which a guest's srun,
+	 * sbatch, ... run from (helpers/hostcall); empty: slurm_commands=no */
+	char slurm_commands[SVM_PATH_MAX + 1];
 };
 
 /* One line per key, for documentation and error messages. */

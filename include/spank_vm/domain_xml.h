@@ -34,6 +34,9 @@
 #include "spank_vm/plan.h"
 
 #define SVM_AGENT_CHANNEL_NAME "org.spank_vm.agent.0"
+/* The second virtio-serial port (kvm, qemu): the guest's calls of Slurm's
+ * commands, served on the host (helpers/hostcall/README.md). */
+#define SVM_HOSTCALL_CHANNEL_NAME "org.spank_vm.hostcall.0"
 /* Shares are PCI devices on the root bus, slots 0x04..0x1e (0x1f is the
  * chipset's). */
 #define SVM_DOMAIN_MAX_SHARES 27
@@ -57,13 +60,16 @@ struct svm_domain_spec {
 	const char *uuid; /* canonical 8-4-4-4-12 hex form */
 	uid_t uid;        /* the emulator runs as uid:gid */
 	gid_t gid;
-	const char *kernel;             /* required unless boot_disk */
-	const char *initrd;             /* NULL: none */
-	const char *cmdline;            /* NULL: none */
-	const char *console_log;        /* the serial console is written here */
-	const char *agent_name;         /* NULL: SVM_AGENT_CHANNEL_NAME */
-	unsigned agent_port;            /* virtio-serial port of the agent (kvm, qemu); 0: 1 */
-	const char *agent_socket;       /* kvm, qemu: unix socket libvirt binds for the channel */
+	const char *kernel;       /* required unless boot_disk */
+	const char *initrd;       /* NULL: none */
+	const char *cmdline;      /* NULL: none */
+	const char *console_log;  /* the serial console is written here */
+	const char *agent_name;   /* NULL: SVM_AGENT_CHANNEL_NAME */
+	unsigned agent_port;      /* virtio-serial port of the agent (kvm, qemu); 0: 1 */
+	const char *agent_socket; /* kvm, qemu: unix socket libvirt binds for the channel */
+	/* kvm, qemu: unix socket libvirt binds for the port SVM_HOSTCALL_CHANNEL_NAME
+	 * (virtio-serial port agent_port + 1); NULL: no such port */
+	const char *hostcall_socket;
 	const char *disk_image;         /* NULL: none; else a qcow2 file attached as first disk */
 	const struct svm_share *shares; /* kvm, qemu */
 	size_t nshares;

@@ -105,6 +105,31 @@ static void test_root_device_refuses_anything_but_a_plain_name(void **state)
 	expect_error("spank_vm.root=/dev/vda spank_vm.root=/dev/vdb", "spank_vm.root given twice");
 }
 
+static void test_hostcall(void **state)
+{
+	struct svm_err err = {""};
+
+	(void)state;
+	assert_int_equal(agent_parse_cmdline("quiet spank_vm.hostcall=1001:100:/usr/lib%3ax/"
+	                                     "spank_vm:/opt/slurm/bin console=ttyS0",
+	                                     &config, &err),
+	                 0);
+	assert_int_equal(config.hostcall_uid, 1001);
+	assert_int_equal(config.hostcall_gid, 100);
+	assert_string_equal(config.hostcall_helpers, "/usr/lib:x/spank_vm");
+	assert_string_equal(config.hostcall_commands, "/opt/slurm/bin");
+	assert_null(config.host_commands);
+	expect_error("spank_vm.hostcall=0:0:/a:/b", "UID must be a number above 0");
+	expect_error("spank_vm.hostcall=5:0:/a:/b", "GID must be a number above 0");
+	expect_error("spank_vm.hostcall=5:5:/a", "needs UID:GID:HELPERS:COMMANDS");
+	expect_error("spank_vm.hostcall=5:5:a:/b", "HELPERS must be an absolute");
+	expect_error("spank_vm.hostcall=5:5:/a:b", "COMMANDS must be an absolute");
+	expect_error("spank_vm.hostcall=5:5:/a:/b:/c", "more than UID:GID:HELPERS:COMMANDS");
+	expect_error("spank_vm.hostcall=5:5:/a%zz:/b", "percent-encoded");
+	expect_error("spank_vm.hostcall=x:5:/a:/b", "UID must be a number");
+	expect_error("spank_vm.hostcall=5:5:/a:/b spank_vm.hostcall=5:5:/a:/b", "given twice");
+}
+
 static void expect_fw_cfg_error(const char *bytes, size_t len, const char *expected)
 {
 	struct svm_err err = {""};
@@ -176,6 +201,7 @@ int main(void)
 	        cmocka_unit_test(test_shares_and_allow_root),
 	        cmocka_unit_test(test_root_device),
 	        cmocka_unit_test(test_root_device_refuses_anything_but_a_plain_name),
+	        cmocka_unit_test(test_hostcall),
 	        cmocka_unit_test(test_fw_cfg_words_add_to_the_command_line),
 	        cmocka_unit_test(test_fw_cfg_refuses_duplicates_nul_bytes_and_oversize),
 	};

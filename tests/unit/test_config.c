@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include "spank_vm/build_config.h"
 #include "spank_vm/config.h"
 
 static int parse(struct svm_config *cfg, struct svm_err *err, int argc, ...)
@@ -39,6 +40,14 @@ static void test_defaults_are_documented_values(void **state)
 	assert_false(cfg.hard_limit);
 	assert_int_equal(parse(&cfg, &err, 1, "hard_limit=maybe"), -1);
 	assert_non_null(strstr(err.msg, "hard_limit: malformed boolean 'maybe'"));
+	assert_string_equal(cfg.slurm_commands, SPANK_VM_SLURM_BINDIR);
+	assert_int_equal(parse(&cfg, &err, 1, "slurm_commands=/opt/slurm/bin"), 0);
+	assert_string_equal(cfg.slurm_commands, "/opt/slurm/bin");
+	assert_int_equal(parse(&cfg, &err, 1, "slurm_commands=no"), 0);
+	assert_string_equal(cfg.slurm_commands, "");
+	assert_int_equal(parse(&cfg, &err, 1, "slurm_commands=bin"), -1);
+	assert_non_null(strstr(err.msg, "slurm_commands"));
+	assert_non_null(strstr(err.msg, "an absolute path, no"));
 }
 
 static void test_every_key_is_parsed(void **state)
@@ -120,7 +129,7 @@ static void test_key_table_documents_every_key(void **state)
 		assert_non_null(k->default_value);
 		assert_true(strlen(k->meaning) > 10);
 	}
-	assert_int_equal(n, 12);
+	assert_int_equal(n, 13);
 }
 
 static void test_runtime_dir_expands_node_name(void **state)

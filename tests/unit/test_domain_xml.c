@@ -572,6 +572,43 @@ static void test_domain_xml_refuses_bad_specs(void **state)
 	spec = xen_spec();
 	spec.fw_cfg_config = "spank_vm.allow_root=0";
 	expect_refusal(xen_plan, &spec, SVM_HV_XEN, "fw_cfg is not available with hypervisor xen");
+	spec = support_spec(false);
+	spec.hostcall_socket = "hostcall.sock";
+	expect_refusal(kvm_plan, &spec, SVM_HV_KVM, "host call socket must be an absolute path");
+	spec = xen_spec();
+	spec.hostcall_socket = "/run/spank_vm/1/hostcall.sock";
+	expect_refusal(xen_plan, &spec, SVM_HV_XEN, "host call port needs virtio-serial");
+}
+
+/* The guest's Slurm commands reach the host over a second port of the same
+ * controller, next to the agent's. */
+static void test_domain_xml_hostcall_port_follows_the_agent_port(void **state)
+{
+	struct svm_domain_spec spec = support_spec(true);
+	xmlDocPtr doc;
+	char *xml;
+
+	(void)state;
+	spec.hostcall_socket = "/run/spank_vm/7/guest/hostcall.sock";
+	xml = render(qemu_plan, &spec);
+	doc = parse(xml);
+	assert_int_equal(count(doc, "/domain/devices/controller[@type='virtio-serial']"), 1);
+	assert_int_equal(count(doc, "/domain/devices/channel[@type='unix']"), 2);
+	assert_xpath_string(doc,
+	                    "/domain/devices/channel[target/@name='" SVM_HOSTCALL_CHANNEL_NAME
+	                    "']/source/@path",
+	                    spec.hostcall_socket);
+	assert_xpath_string(doc,
+	                    "/domain/devices/channel[target/@name='" SVM_HOSTCALL_CHANNEL_NAME
+	                    "']/address/@port",
+	                    "2");
+	assert_xpath_string(doc,
+	                    "/domain/devices/channel[target/@name='" SVM_AGENT_CHANNEL_NAME
+	                    "']/address/@port",
+	                    "1");
+	assert_true(support_validates(xml));
+	xmlFreeDoc(doc);
+	free(xml);
 }
 
 static void test_domain_xml_dispatches_on_the_plan_hypervisor(void **state)
@@ -612,6 +649,7 @@ int main(void)
 	                test_domain_xml_boot_disk_boots_the_disk_with_the_config_in_fw_cfg),
 	        cmocka_unit_test(test_domain_xml_hostile_strings_keep_the_structure_and_round_trip),
 	        cmocka_unit_test(test_domain_xml_refuses_bad_specs),
+	        cmocka_unit_test(test_domain_xml_hostcall_port_follows_the_agent_port),
 	        cmocka_unit_test(test_domain_xml_dispatches_on_the_plan_hypervisor),
 	};
 	int rc;
