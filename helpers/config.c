@@ -33,6 +33,11 @@ const struct svm_config_key svm_config_keys[] = {
          "the directory of Slurm's commands on the nodes: srun, sbatch, squeue, ... called "
          "in a guest run from there, on the host, in the job (no: they do not work in "
          "guests)"},
+        {"net_bridge", "an interface name (1-15 of A-Z a-z 0-9 _ . -)", "(none)",
+         "the bridge on every node that --vm-net=cluster guests join (the site makes it "
+         "and links it across nodes; without it --vm-net=cluster is refused)"},
+        {"net_cidr", "an IPv4 network A.B.C.D/P, P from 8 to 23", "10.200.0.0/16",
+         "addresses of --vm-net=cluster guests: each job gets a /24 of it, chosen by job id"},
         {NULL, NULL, NULL, NULL},
 };
 
@@ -50,6 +55,7 @@ void svm_config_defaults(struct svm_config *cfg)
 	cfg->policy = SVM_POLICY_OPTIN;
 	cfg->hard_limit = true;
 	snprintf(cfg->slurm_commands, sizeof(cfg->slurm_commands), "%s", SPANK_VM_SLURM_BINDIR);
+	snprintf(cfg->net_cidr, sizeof(cfg->net_cidr), "%s", "10.200.0.0/16");
 }
 
 static int set_path(char *dst, size_t len, const char *value, struct svm_err *err)
@@ -98,6 +104,27 @@ static int apply_key(struct svm_config *cfg, const char *key, const char *value,
 		}
 		if (set_path(cfg->slurm_commands, sizeof(cfg->slurm_commands), value, err) != 0)
 			return svm_err_set(err, "'%.64s' (accepted: an absolute path, no)", value);
+		return 0;
+	}
+	if (strcmp(key, "net_bridge") == 0) {
+		if (!svm_net_valid_bridge(value))
+			return svm_err_set(err,
+			                   "'%.32s' (accepted: an interface name, 1-15 of "
+			                   "A-Z a-z 0-9 _ . -)",
+			                   value);
+		snprintf(cfg->net_bridge, sizeof(cfg->net_bridge), "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "net_cidr") == 0) {
+		struct svm_net_cidr cidr;
+
+		if (strlen(value) >= sizeof(cfg->net_cidr) ||
+		    svm_net_parse_cidr(value, &cidr, err) != 0)
+			return svm_err_set(err,
+			                   "'%.32s' (accepted: an IPv4 network A.B.C.D/P, P "
+			                   "from %d to %d)",
+			                   value, SVM_NET_MIN_PREFIX, SVM_NET_MAX_PREFIX);
+		snprintf(cfg->net_cidr, sizeof(cfg->net_cidr), "%s", value);
 		return 0;
 	}
 	return 1; /* unknown */

@@ -11,6 +11,7 @@
 #define SLOT_AGENT       0x02
 #define SLOT_DISK        0x03
 #define SLOT_FIRST_SHARE 0x04
+#define SLOT_NIC         0x1e /* after the last share's */
 
 struct flavour {
 	enum svm_hypervisor hv;
@@ -84,6 +85,11 @@ static int check_boot(const struct svm_domain_spec *spec, enum svm_hypervisor hv
 		                        "with kvm and qemu");
 	if (spec->fw_cfg_config != NULL && spec->fw_cfg_config[0] == '\0')
 		return svm_err_set(err, "the fw_cfg configuration is empty (give none instead)");
+	if (spec->net_bridge != NULL && hv == SVM_HV_XEN)
+		return svm_err_set(err, "the job network is available with kvm and qemu, not xen");
+	if (spec->net_bridge != NULL &&
+	    (spec->net_mac == NULL || spec->net_addr == NULL || spec->net_subnet == NULL))
+		return svm_err_set(err, "a job NIC needs its MAC, address and subnet");
 	if (spec->hostcall_socket != NULL && hv == SVM_HV_XEN)
 		return svm_err_set(err, "the host call port needs virtio-serial: accepted with kvm "
 		                        "and qemu, not xen");
@@ -458,6 +464,40 @@ static void render_x2apic_iommu(struct svm_xml *xml)
 	svm_xml_end(xml);
 }
 
+static void render_filter_parameter(struct svm_xml *xml, const char *name, const char *value)
+{
+	svm_xml_start(xml, "parameter");
+	svm_xml_attr(xml, "name", name);
+	svm_xml_attr(xml, "value", value);
+	svm_xml_end(xml);
+}
+
+/* No vhost: the guest's packets go through QEMU, as the job's user. */
+static void render_nic(struct svm_xml *xml, const struct svm_domain_spec *spec)
+{
+	svm_xml_start(xml, "interface");
+	svm_xml_attr(xml, "type", "bridge");
+	svm_xml_start(xml, "source");
+	svm_xml_attr(xml, "bridge", spec->net_bridge);
+	svm_xml_end(xml);
+	svm_xml_start(xml, "mac");
+	svm_xml_attr(xml, "address", spec->net_mac);
+	svm_xml_end(xml);
+	svm_xml_start(xml, "model");
+	svm_xml_attr(xml, "type", "virtio");
+	svm_xml_end(xml);
+	svm_xml_start(xml, "driver");
+	svm_xml_attr(xml, "name", "qemu");
+	svm_xml_end(xml);
+	svm_xml_start(xml, "filterref");
+	svm_xml_attr(xml, "filter", SVM_NET_FILTER_NAME);
+	render_filter_parameter(xml, "IP", spec->net_addr);
+	render_filter_parameter(xml, "JOBNET", spec->net_subnet);
+	svm_xml_end(xml);
+	render_root_bus_address(xml, SLOT_NIC);
+	svm_xml_end(xml);
+}
+
 static void render_qemu_devices(struct svm_xml *xml, const struct svm_plan *plan,
                                 const struct svm_domain_spec *spec)
 {
@@ -466,6 +506,8 @@ static void render_qemu_devices(struct svm_xml *xml, const struct svm_plan *plan
 		render_disk(xml, spec->disk_image, "vda", "virtio", SLOT_DISK);
 	for (size_t i = 0; i < spec->nshares; i++)
 		render_share(xml, &spec->shares[i], SLOT_FIRST_SHARE + (unsigned)i);
+	if (spec->net_bridge != NULL)
+		render_nic(xml, spec);
 	render_virtio_agent(xml, spec);
 	render_log_chardev(xml, "serial", spec->console_log, NULL);
 	render_log_chardev(xml, "console", spec->console_log, "serial");

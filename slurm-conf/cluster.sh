@@ -306,6 +306,29 @@ host_plugstack_args() {
     printf 'hard_limit=no'
 }
 
+# The guests' job network (--vm-net=cluster): one bridge for both nodes
+# (they share this host), without an address, so guests never reach the
+# host through it. The plugin's libvirt nwfilter keeps each job to itself.
+GUEST_BRIDGE=svmbr0
+
+start_guest_bridge() {
+    if ! ip link show "$GUEST_BRIDGE" >/dev/null 2>&1; then
+        ip link add "$GUEST_BRIDGE" type bridge || die "cannot create the bridge $GUEST_BRIDGE"
+    fi
+    ip link set "$GUEST_BRIDGE" up || die "cannot bring $GUEST_BRIDGE up"
+}
+
+# The nwfilter spank-vm-provision defined is libvirt configuration: ours to
+# remove while our libvirtd runs; then the bridge, once no guest port is on it.
+remove_guest_network() {
+    if [[ -e $PIDS_DIR/libvirtd.pid ]] && running libvirtd; then
+        virsh_q nwfilter-undefine spank_vm-job >/dev/null 2>&1 || true
+    fi
+    if ip link show "$GUEST_BRIDGE" >/dev/null 2>&1; then
+        ip link del "$GUEST_BRIDGE" || { msg "cannot remove the bridge $GUEST_BRIDGE"; DOWN_RC=1; }
+    fi
+}
+
 # With a build: the one plugin line (template comments dropped, so tests can
 # edit the line and restore it from plugstack.conf.orig). Without: empty.
 write_plugstack_conf() {
@@ -314,7 +337,7 @@ write_plugstack_conf() {
         render "$HERE/plugstack.conf.in" "$PLUGSTACK_CONF.tmp" \
             "PLUGIN_SO=$PLUGIN_SO" "RUNTIME_DIR=$RUNTIME_DIR" "HELPER_DIR=$HELPER_DIR" \
             "IMAGE_DIR=$IMAGE_DIR" \
-            "PLUGSTACK_ARGS=$(host_plugstack_args) ${SPANK_VM_PLUGSTACK_ARGS:-}"
+            "PLUGSTACK_ARGS=net_bridge=$GUEST_BRIDGE $(host_plugstack_args) ${SPANK_VM_PLUGSTACK_ARGS:-}"
         sed -e '/^#/d' -e 's/[[:space:]]*$//' "$PLUGSTACK_CONF.tmp" >"$PLUGSTACK_CONF"
         rm -f "$PLUGSTACK_CONF.tmp"
     fi
@@ -463,6 +486,7 @@ cmd_up() {
     [[ -z $build ]] || stage_build "$(realpath "$build")"
     write_configs
     start_munge
+    start_guest_bridge
     start_libvirt
     start_slurm
     trap - EXIT
@@ -636,6 +660,7 @@ cmd_down() {
     stop_recorded slurmctld 'slurmd-*'
     destroy_domains
     kill_strays
+    remove_guest_network
     stop_recorded libvirtd
     stop_recorded virtlogd munged
     remove_libvirt_leftovers

@@ -25,6 +25,8 @@ PACKAGES=(
     libpmix-dev mpich libmpich-dev openmpi-bin libopenmpi-dev
     # used by the cluster scripts
     iproute2 procps util-linux
+    # libvirt's nwfilter (the job network's isolation) runs ebtables/iptables
+    ebtables iptables
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d

@@ -70,10 +70,21 @@ static int check_image(void)
 	return -1;
 }
 
+/* A guest network needs the site's bridge: refused before the job queues. */
+static int check_net(void)
+{
+	if (!svm_plugin.request.enabled || svm_plugin.request.net != SVM_NET_CLUSTER ||
+	    svm_plugin.config.net_bridge[0] != '\0')
+		return 0;
+	svm_error("--vm-net=cluster: this site has no guest network (plugstack.conf sets no "
+	          "net_bridge); accepted: none");
+	return -1;
+}
+
 int svm_client_post_opt(spank_t sp, bool new_job)
 {
 	if (svm_args_apply_env_defaults() != 0 || svm_args_check() != 0 ||
-	    enable_by_policy() != 0 || check_image() != 0)
+	    enable_by_policy() != 0 || check_image() != 0 || check_net() != 0)
 		return -1;
 	if (!svm_plugin.request.enabled || !new_job)
 		return 0;

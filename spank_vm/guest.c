@@ -69,12 +69,12 @@ static void record_failure(uint32_t job_id, const char *output)
 }
 
 struct start_args {
-	char mem[32], reserve[32], min_guest[32], pid[32], owner[48];
+	char mem[32], reserve[32], min_guest[32], pid[32], owner[48], job[16], node[16];
 	char name[96], dir[SVM_PATH_MAX + 32], plan[SVM_PATH_MAX + 32];
 };
 
 struct argv_builder {
-	const char *argv[48];
+	const char *argv[64];
 	size_t n;
 	bool overflow;
 };
@@ -127,6 +127,8 @@ static int build_start_argv(const struct svm_guest_job *job, struct start_args *
 	snprintf(a->min_guest, sizeof(a->min_guest), "%" PRIu64, cfg->min_guest_mib);
 	snprintf(a->pid, sizeof(a->pid), "%d", (int)job->cgroup_pid);
 	snprintf(a->owner, sizeof(a->owner), "%u:%u", (unsigned)job->uid, (unsigned)job->gid);
+	snprintf(a->job, sizeof(a->job), "%u", job->job_id);
+	snprintf(a->node, sizeof(a->node), "%u", job->node_index);
 	job_path(job->job_id, SVM_PLAN_FILE_NAME, a->plan, sizeof(a->plan));
 	add(b, PROVISION_HELPER);
 	add(b, "start");
@@ -151,6 +153,13 @@ static int build_start_argv(const struct svm_guest_job *job, struct start_args *
 		add_pair(b, "--image", job->req->image);
 	if (!cfg->hard_limit)
 		add(b, "--no-hard-limit");
+	if (job->req->net == SVM_NET_CLUSTER) {
+		add_pair(b, "--net-bridge", cfg->net_bridge);
+		add_pair(b, "--net-cidr", cfg->net_cidr);
+		add_pair(b, "--net-job", a->job);
+		add_pair(b, "--net-node", a->node);
+		add_pair(b, "--net-hosts", job->net_hosts);
+	}
 	/* Xen guests have no virtio-serial for the host call port. */
 	if (cfg->slurm_commands[0] != '\0' && hv != SVM_HV_XEN)
 		add_pair(b, "--slurm-commands", cfg->slurm_commands);
@@ -161,12 +170,30 @@ static int build_start_argv(const struct svm_guest_job *job, struct start_args *
 	return b->overflow ? -1 : 0;
 }
 
+/* Why a --vm-net=cluster job cannot have its network here, or NULL. */
+static const char *net_problem(const struct svm_guest_job *job)
+{
+	if (job->req->net != SVM_NET_CLUSTER)
+		return NULL;
+	if (svm_plugin.config.net_bridge[0] == '\0')
+		return "--vm-net=cluster: this node has no guest network (its plugstack.conf "
+		       "sets no net_bridge)";
+	if (job->net_hosts[0] == '\0')
+		return "--vm-net=cluster: the job's node names are unknown here (see slurmd's log)";
+	return NULL;
+}
+
 int svm_guest_start(const struct svm_guest_job *job)
 {
 	struct argv_builder b = {.n = 0};
 	struct start_args a = {0};
+	const char *problem = net_problem(job);
 	char output[1024];
 
+	if (problem != NULL) {
+		record_failure(job->job_id, problem);
+		return -1;
+	}
 	if (svm_guest_domain_name(job->job_id, a.name, sizeof(a.name)) != 0 ||
 	    make_guest_dir(job->job_id, job->uid, job->gid, a.dir, sizeof(a.dir)) != 0 ||
 	    build_start_argv(job, &a, &b) != 0) {
@@ -210,8 +237,11 @@ void svm_guest_stop(uint32_t job_id)
 
 /* ---- the mux: one per guest, the job's user's end of the agent channel ---- */
 
-#define MUX_HELPER   "spank-vm-mux"
-#define MUX_PID_FILE "mux.pid"
+#define MUX_HELPER "spank-vm-mux"
+/* A guest that crashes closes its channel at once; this bounds only a hung
+ * one. Generous: a TCG guest whose vCPUs all spin in MPI answers late. */
+#define HEARTBEAT_TIMEOUT_S "30"
+#define MUX_PID_FILE        "mux.pid"
 
 static int open_ready_file(const char *guest_dir)
 {
@@ -306,6 +336,8 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 		                log,
 		                "--console",
 		                console,
+		                "--heartbeat-timeout",
+		                HEARTBEAT_TIMEOUT_S,
 		                NULL,
 		                NULL,
 		                NULL,

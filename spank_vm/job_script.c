@@ -96,7 +96,8 @@ int svm_job_script_prolog(spank_t sp, int ac, char **av)
 		return record(job_id, SVM_REQUEST_ERROR_FILE, err.msg) == 0 ? 0 : -1;
 	}
 	strncat(text, "\n", sizeof(text) - strlen(text) - 1);
-	if (record(job_id, SVM_REQUEST_FILE, text) != 0 || record_workdir(job_id) != 0)
+	if (record(job_id, SVM_REQUEST_FILE, text) != 0 || record_workdir(job_id) != 0 ||
+	    (req.net == SVM_NET_CLUSTER && svm_job_net_record_nodes(job_id) != 0))
 		return -1;
 	svm_debug("job %u: recorded VM request (image %s)", job_id, req.image);
 	return 0;

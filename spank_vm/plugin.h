@@ -63,6 +63,9 @@ int svm_run_helper(const char *name, char *const argv[], unsigned timeout_s, cha
 #define SVM_GUEST_MUX_SOCKET "mux.sock"
 #define SVM_EXEC_HELPER      "spank-vm-exec"
 #define SVM_WORKDIR_FILE     "workdir"
+/* --vm-net=cluster: the job's node list as the prolog saw it (job_net.c). */
+#define SVM_NODES_FILE   "nodes"
+#define SVM_NODELIST_MAX 8192
 
 struct svm_guest_job {
 	uint32_t job_id;
@@ -74,7 +77,15 @@ struct svm_guest_job {
 	char workdir[SVM_PATH_MAX + 1]; /* shared read-write into the guest; "" for none */
 	char home[SVM_PATH_MAX + 1];
 	const struct svm_request *req;
+	/* --vm-net=cluster: this node's index in the job and every node's
+	 * name, comma-separated, in the job's order */
+	uint32_t node_index;
+	char net_hosts[SVM_NODELIST_MAX];
 };
+
+/* job_net.c */
+int svm_job_net_record_nodes(uint32_t job_id);
+int svm_job_net_hosts(uint32_t job_id, char *out, size_t cap, struct svm_err *err);
 
 int svm_guest_domain_name(uint32_t job_id, char *buf, size_t len);
 int svm_guest_start(const struct svm_guest_job *job);

@@ -104,6 +104,14 @@ static int read_job(spank_t sp, struct svm_guest_job *job)
 	 * task of its own to ask about (S_TASK_PID is "not in task context"). */
 	job->cgroup_pid = getpid();
 	read_dirs(job);
+	if (rc == ESPANK_SUCCESS && job->req->net == SVM_NET_CLUSTER) {
+		struct svm_err err;
+
+		rc = spank_get_item(sp, S_JOB_NODEID, &job->node_index);
+		if (svm_job_net_hosts(job->job_id, job->net_hosts, sizeof(job->net_hosts), &err) !=
+		    0)
+			svm_error("job %u: guest network: %s", job->job_id, err.msg);
+	}
 	if (rc != ESPANK_SUCCESS) {
 		svm_error("job %u: cannot read the job's allocation: %s", job->job_id,
 		          spank_strerror(rc));
@@ -124,10 +132,11 @@ static bool is_extern_step(spank_t sp, uint32_t *job_id)
 int svm_slurmstepd_task_post_fork(spank_t sp, int ac, char **av)
 {
 	struct svm_request req;
-	struct svm_guest_job job = {0};
+	static struct svm_guest_job job; /* large: the job network's host names */
 
 	(void)ac;
 	(void)av;
+	memset(&job, 0, sizeof(job));
 	if (!is_extern_step(sp, &job.job_id) || load_request(job.job_id, &req) != 0)
 		return 0;
 	job.req = &req;
@@ -157,6 +166,7 @@ int svm_slurmstepd_exit(spank_t sp, int ac, char **av)
  * request), used by task_init (as the user) in the same process. */
 static bool task_runs_in_guest;
 static bool task_debug;         /* --vm-debug: the proxy reports the guest */
+static bool task_forward_pmix;  /* the proxy carries PMIx's connections to the host */
 static char task_refusal[1024]; /* why the prolog refused the job's request */
 
 static bool is_task_step(spank_t sp, uint32_t *job_id)
@@ -196,6 +206,10 @@ int svm_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 	task_refusal[0] = '\0';
 	task_runs_in_guest = load_request(job_id, &req) != 1;
 	task_debug = task_runs_in_guest && req.debug;
+	/* PMIx's server is reached through the host call port, by helpers the
+	 * default guest sees at their host paths (a site image has neither). */
+	task_forward_pmix = task_runs_in_guest && strcmp(req.image, SVM_BUILTIN_IMAGE) == 0 &&
+	                    svm_plugin.config.slurm_commands[0] != '\0';
 	return 0;
 }
 
@@ -322,6 +336,8 @@ int svm_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	if (is_batch_step(sp) && setenv_or_fail(sp, "SPANK_VM_SHIP_SCRIPT", "1") != 0)
 		return -1;
 	if (task_debug && setenv_or_fail(sp, "SPANK_VM_DEBUG_GUEST", "1") != 0)
+		return -1;
+	if (task_forward_pmix && setenv_or_fail(sp, "SPANK_VM_FORWARD_PMIX", "1") != 0)
 		return -1;
 	return redirect_to_proxy(sp);
 }

@@ -16,10 +16,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "spank_vm/domain_xml.h"
 #include "spank_vm/error.h"
+#include "spank_vm/net.h"
 #include "spank_vm/proto.h"
 
 #define AGENT_LOG_PREFIX "spank_vm-agent: "
+/* The agent's scheduling priority in the guest; its programs get 0. */
+#define AGENT_NICE (-10)
 
 /* ---- log.c ---- */
 
@@ -58,6 +62,14 @@ struct agent_config {
 	uint32_t hostcall_uid, hostcall_gid;
 	char hostcall_helpers[AGENT_PATH_CAP];
 	char hostcall_commands[AGENT_PATH_CAP];
+	/* spank_vm.net=ADDR/PREFIX, spank_vm.hostname=NAME and
+	 * spank_vm.hosts=FIRST:NAME:...: the job network (net.c); net_addr 0
+	 * without. Host i of the list has address FIRST + i. */
+	uint32_t net_addr;
+	unsigned net_prefix;
+	char hostname[SVM_NET_MAX_HOSTNAME + 1];
+	uint32_t hosts_first;
+	char hosts[SVM_FW_CFG_CONFIG_MAX];
 	/* Not from the guest's words: set by spank-vm-hostcall, which serves
 	 * the guest's calls on the host with this code (host mode). Only the
 	 * Slurm commands of this directory run there, as the user who runs it. */
@@ -73,7 +85,7 @@ int agent_parse_cmdline(const char *cmdline, struct agent_config *config, struct
 int agent_parse_words(const char *text, struct agent_config *config, struct svm_err *err);
 
 /* The fw_cfg file's size limit: provision's words are at most 8 KiB. */
-#define AGENT_FW_CFG_MAX 16384
+#define AGENT_FW_CFG_MAX SVM_FW_CFG_CONFIG_MAX
 /* The content of the fw_cfg file SVM_FW_CFG_CONFIG_NAME (len bytes, not
  * NUL-terminated), parsed after the command line with agent_parse_words;
  * errors name the file. */
@@ -96,8 +108,18 @@ int agent_boot(struct agent_config *config, struct svm_err *err);
  * waiting up to timeout_ms for the host to announce it. */
 int agent_find_port(const char *name, unsigned timeout_ms, char *dev, size_t cap,
                     struct svm_err *err);
+/* The first line of a small file (sysfs, procfs), without its newline;
+ * false when it cannot be read or is empty. */
+bool agent_read_small(const char *path, char *buf, size_t cap);
 /* Opens the agent's virtio-serial port (waits for it to appear). */
 int agent_open_port(unsigned timeout_ms, struct svm_err *err);
+
+/* ---- net.c: the job network ---- */
+
+/* Loads virtio_net when the guest has a job NIC (still in the initramfs). */
+int agent_net_load_modules(const struct agent_config *config, struct svm_err *err);
+/* Address and link of the job NIC, the hostname, /etc/hosts: in the final root. */
+int agent_net_setup(const struct agent_config *config, struct svm_err *err);
 
 /* ---- commands.c: what a guest may run on the host ---- */
 

@@ -114,7 +114,7 @@ static int make_dirs(const char *path, mode_t mode, struct svm_err *err)
 	}
 }
 
-static bool read_small(const char *path, char *buf, size_t cap)
+bool agent_read_small(const char *path, char *buf, size_t cap)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -248,7 +248,7 @@ static int make_root_node(const char *device, struct svm_err *err)
 	unsigned maj, min, waited = 0;
 
 	snprintf(path, sizeof(path), "/sys/class/block/%s/dev", name);
-	while (!read_small(path, text, sizeof(text))) {
+	while (!agent_read_small(path, text, sizeof(text))) {
 		if (waited >= ROOT_DEV_TIMEOUT_MS)
 			return svm_err_set(err,
 			                   "root device %s did not appear within %u s (no such "
@@ -489,8 +489,8 @@ int agent_boot(struct agent_config *config, struct svm_err *err)
 	    mount_early(err) != 0 || read_cmdline(config, err) != 0 ||
 	    load_modules(initramfs, err) != 0 || read_fw_cfg(config, initramfs, err) != 0 ||
 	    load_root_modules(config, initramfs, err) != 0 ||
-	    make_root(config, initramfs, err) != 0 || mount_inside(err) != 0 ||
-	    mount_shares(config, err) != 0)
+	    agent_net_load_modules(config, err) != 0 || make_root(config, initramfs, err) != 0 ||
+	    mount_inside(err) != 0 || mount_shares(config, err) != 0)
 		return -1;
 	if (!initramfs)
 		agent_log("root: the kernel's (mounted before the agent started)");
@@ -498,6 +498,9 @@ int agent_boot(struct agent_config *config, struct svm_err *err)
 		agent_log("root: %s, read-write", config->root_device);
 	if (loopback_up(err) != 0)
 		agent_log("loopback stays down: %s", err->msg);
+	/* A job that asked for its network cannot run without it. */
+	if (agent_net_setup(config, err) != 0)
+		return -1;
 	return 0;
 }
 
@@ -510,7 +513,7 @@ static int make_port_dev(const char *port, char *dev, size_t cap, struct svm_err
 	unsigned maj, min;
 
 	snprintf(path, sizeof(path), PORTS_DIR "/%s/dev", port);
-	if (!read_small(path, text, sizeof(text)) || sscanf(text, "%u:%u", &maj, &min) != 2)
+	if (!agent_read_small(path, text, sizeof(text)) || sscanf(text, "%u:%u", &maj, &min) != 2)
 		return svm_err_set(err, "cannot read %s", path);
 	snprintf(dev, cap, "/dev/%s", port);
 	if (mknod(dev, S_IFCHR | 0600, makedev(maj, min)) != 0 && errno != EEXIST)
@@ -532,7 +535,7 @@ static bool find_port(const char *wanted, char *port, size_t cap)
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= cap)
 			continue;
 		snprintf(path, sizeof(path), PORTS_DIR "/%s/name", e->d_name);
-		if (read_small(path, name, sizeof(name)) && strcmp(name, wanted) == 0) {
+		if (agent_read_small(path, name, sizeof(name)) && strcmp(name, wanted) == 0) {
 			strcpy(port, e->d_name);
 			found = true;
 		}

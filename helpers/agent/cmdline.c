@@ -25,6 +25,10 @@
  *                              host through the host call port, as UID:GID;
  *                              HELPERS holds spank-vm-mux and spank-vm-exec
  *                              (both paths percent-encoded, absolute)
+ *   spank_vm.net=A.B.C.D/P     the job network's address of the guest's NIC
+ *   spank_vm.hostname=NAME     the guest's hostname (the Slurm node's name)
+ *   spank_vm.hosts=A.B.C.D:NAME:...
+ *                              /etc/hosts: NAME i at A.B.C.D + i
  *   spank_vm.root=/dev/NAME    boot a site image: mount this block device
  *                              read-write as the root instead of the host's
  *                              root over 9p; NAME is a kernel device name
@@ -208,6 +212,67 @@ static int parse_hostcall(const char *value, size_t len, struct agent_config *co
 	return 0;
 }
 
+static int parse_net(const char *value, size_t len, struct agent_config *config,
+                     struct svm_err *err)
+{
+	const char *slash = memchr(value, '/', len);
+	char prefix[4];
+	uint64_t p;
+	size_t plen = slash ? len - (size_t)(slash + 1 - value) : 0;
+
+	if (config->net_addr != 0)
+		return svm_err_set(err, "spank_vm.net given twice");
+	if (slash == NULL || plen == 0 || plen >= sizeof(prefix) ||
+	    svm_net_parse_addr(value, (size_t)(slash - value), &config->net_addr) != 0)
+		goto bad;
+	memcpy(prefix, slash + 1, plen);
+	prefix[plen] = '\0';
+	if (svm_parse_uint(prefix, 8, 30, &p, NULL) != 0 || config->net_addr == 0)
+		goto bad;
+	config->net_prefix = (unsigned)p;
+	return 0;
+bad:
+	config->net_addr = 0;
+	return svm_err_set(err, "spank_vm.net needs A.B.C.D/P, P from 8 to 30");
+}
+
+static int parse_hostname(const char *value, size_t len, struct agent_config *config,
+                          struct svm_err *err)
+{
+	if (!svm_net_valid_hostname(value, len))
+		return svm_err_set(err, "spank_vm.hostname: 1-63 of A-Z a-z 0-9 -");
+	memcpy(config->hostname, value, len);
+	config->hostname[len] = '\0';
+	return 0;
+}
+
+/* FIRST:NAME:NAME:...: each a hostname (no commas: fw_cfg strings cannot
+ * carry them, see provision/net.c). */
+static int parse_hosts(const char *value, size_t len, struct agent_config *config,
+                       struct svm_err *err)
+{
+	const char *colon = memchr(value, ':', len);
+	const char *p, *end = value + len;
+
+	if (colon == NULL || colon + 1 == end || len >= sizeof(config->hosts) ||
+	    svm_net_parse_addr(value, (size_t)(colon - value), &config->hosts_first) != 0)
+		return svm_err_set(err, "spank_vm.hosts needs A.B.C.D:NAME:NAME:...");
+	for (p = colon + 1; p < end;) {
+		const char *comma = memchr(p, ':', (size_t)(end - p));
+		size_t n = (size_t)((comma ? comma : end) - p);
+
+		if (!svm_net_valid_hostname(p, n))
+			return svm_err_set(err, "spank_vm.hosts: '%.*s' is not a host name",
+			                   (int)(n > 64 ? 64 : n), p);
+		p += n + (comma ? 1 : 0);
+		if (comma != NULL && p == end)
+			return svm_err_set(err, "spank_vm.hosts ends with ':'");
+	}
+	memcpy(config->hosts, colon + 1, (size_t)(end - colon - 1));
+	config->hosts[end - colon - 1] = '\0';
+	return 0;
+}
+
 static int parse_param(const char *word, size_t len, struct agent_config *config,
                        struct svm_err *err)
 {
@@ -228,6 +293,12 @@ static int parse_param(const char *word, size_t len, struct agent_config *config
 		return parse_root(eq + 1, value_len, config, err);
 	if (key_len == 8 && memcmp(key, "hostcall", 8) == 0)
 		return parse_hostcall(eq + 1, value_len, config, err);
+	if (key_len == 3 && memcmp(key, "net", 3) == 0)
+		return parse_net(eq + 1, value_len, config, err);
+	if (key_len == 8 && memcmp(key, "hostname", 8) == 0)
+		return parse_hostname(eq + 1, value_len, config, err);
+	if (key_len == 5 && memcmp(key, "hosts", 5) == 0)
+		return parse_hosts(eq + 1, value_len, config, err);
 	if (key_len == 10 && memcmp(key, "allow_root", 10) == 0 && value_len == 1 &&
 	    (eq[1] == '0' || eq[1] == '1')) {
 		config->allow_root = eq[1] == '1';
@@ -237,7 +308,9 @@ static int parse_param(const char *word, size_t len, struct agent_config *config
 	                   "unknown or malformed kernel parameter '%.*s' (known: "
 	                   "spank_vm.share=TAG:PATH, spank_vm.allow_root=0|1, "
 	                   "spank_vm.root=/dev/NAME, "
-	                   "spank_vm.hostcall=UID:GID:HELPERS:COMMANDS)",
+	                   "spank_vm.hostcall=UID:GID:HELPERS:COMMANDS, "
+	                   "spank_vm.net=A.B.C.D/P, spank_vm.hostname=NAME, "
+	                   "spank_vm.hosts=A.B.C.D:NAME:...)",
 	                   (int)(len > 200 ? 200 : len), word);
 }
 

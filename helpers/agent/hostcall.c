@@ -17,7 +17,7 @@
 #include "spank_vm/domain_xml.h"
 
 #define RUN_DIR       "/run/spank_vm"
-#define CALL_SOCKET   RUN_DIR "/hostcall.sock"
+#define CALL_SOCKET   SVM_GUEST_HOSTCALL_SOCKET
 #define PORT_WAIT_MS  5000
 #define V9FS_MAGIC_FS 0x01021997
 /* How long a stand-in waits for the mux's socket: the host connects its

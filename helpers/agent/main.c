@@ -1,7 +1,10 @@
 /* spank-vm-agent: PID 1 of the default guest and of site images (see agent.h). A failure to
  * boot powers the guest off with the reason on the console: the host sees
  * the domain go away instead of waiting for a READY that never comes. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -26,6 +29,10 @@ int main(void)
 	}
 	if (agent_spawn_init_limits(&err) != 0 || agent_boot(&config, &err) != 0)
 		goto fatal;
+	/* Ranks that spin on every vCPU (MPI polling) must not starve the
+	 * agent's HEARTBEAT answers; programs start at nice 0 (spawn.c). */
+	if (setpriority(PRIO_PROCESS, 0, AGENT_NICE) != 0)
+		agent_log("cannot raise the agent's priority: %s", strerror(errno));
 	/* The console exists only once boot mounted /dev: both times now. */
 	agent_log("started at %.2f s of uptime; root file system ready at %.2f s (%zu share%s)",
 	          boot_start, agent_uptime_s(), config.nshares, config.nshares == 1 ? "" : "s");

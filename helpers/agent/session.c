@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "spank_vm/values.h"
 
 enum session_state {
 	SESSION_STARTING, /* forked, execve not confirmed yet */
@@ -351,6 +352,30 @@ static uint32_t start_program(uint32_t id, const struct svm_proto_exec *e, const
 	return code;
 }
 
+/* SVM_HOSTCALL_CONNECT PORT: spank-vm-hostcall itself relays it (its
+ * argv[0] says so), to 127.0.0.1 only. */
+static uint32_t connect_refusal(const struct svm_proto_exec *e, char *program, size_t cap,
+                                struct svm_err *err)
+{
+	char port[8];
+	uint64_t v;
+	ssize_t n;
+
+	if (e->argc != 2 || e->argv[1].len == 0 || e->argv[1].len >= sizeof(port))
+		return refusal(err, SVM_PROTO_E_EXEC_FAILED, 0,
+		               SVM_HOSTCALL_CONNECT " takes one argument: a port");
+	memcpy(port, e->argv[1].data, e->argv[1].len);
+	port[e->argv[1].len] = '\0';
+	if (svm_parse_uint(port, 1, 65535, &v, NULL) != 0)
+		return refusal(err, SVM_PROTO_E_EXEC_FAILED, 0,
+		               SVM_HOSTCALL_CONNECT ": the port must be 1 to 65535");
+	n = readlink("/proc/self/exe", program, cap - 1);
+	if (n <= 0 || (size_t)n >= cap - 1)
+		return refusal(err, SVM_PROTO_E_RESOURCE, errno, "readlink /proc/self/exe");
+	program[n] = '\0';
+	return 0;
+}
+
 /* Host mode (spank-vm-hostcall): a guest may have Slurm's commands run, by
  * name, from the host's directory of them, as the user the server runs as,
  * and nothing else. */
@@ -363,6 +388,8 @@ static uint32_t host_call_refusal(const struct svm_proto_exec *e, const char *co
 		goto not_slurm;
 	memcpy(name, e->argv[0].data, e->argv[0].len);
 	name[e->argv[0].len] = '\0';
+	if (strcmp(name, SVM_HOSTCALL_CONNECT) == 0)
+		return connect_refusal(e, program, cap, err);
 	if (!agent_is_slurm_command(name))
 		goto not_slurm;
 	if (e->uid != getuid() || e->gid != getgid())
@@ -747,6 +774,10 @@ void agent_sessions_reaped(struct agent_channel *ch, struct agent_sessions *all,
 		if (s->pid == pid && !s->exited) {
 			s->exited = true;
 			s->wait_status = wait_status;
+			/* As Slurm ends a step's leftovers with its task: what the
+			 * program left running in its group (a `cmd &` that still
+			 * holds stdout) goes, so its output ends and EXIT can follow. */
+			kill(-pid, SIGKILL);
 			return;
 		}
 	}

@@ -192,6 +192,10 @@ void agent_spawn_child(const struct agent_spawn *sp)
 	report_fd = move_high(sp->status_fd);
 	if (report_fd < 0)
 		report_fd = sp->status_fd;
+	/* Not the agent's raised priority (main.c); in host mode this is
+	 * spank-vm-hostcall's own, which it never raised. */
+	if (getpriority(PRIO_PROCESS, 0) < 0)
+		(void)setpriority(PRIO_PROCESS, 0, 0);
 	if (reset_signals() != 0 || setsid() < 0 || setup_fds(sp) != 0)
 		fail(AGENT_SPAWN_SETUP, errno);
 	if (set_identity(sp) != 0)

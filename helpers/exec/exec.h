@@ -5,6 +5,7 @@
 #define SPANK_VM_EXEC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "spank_vm/byte_queue.h"
@@ -61,6 +62,18 @@ struct exec_proxy {
  * script itself offered on *extra_fd (opened here); NULL and why if the
  * script cannot be read. */
 char **exec_ship_script(char **argv, int *extra_fd, char *why, size_t why_len);
+
+/* main.c: one line on stderr, prefixed EXEC_PREFIX, and exit(code). */
+void exec_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/* forward.c: PMIx's loopback connections, guest to host */
+#define EXEC_MAX_PORTS 4
+/* Host, task mode: argv wrapped in `SELF --serve-port P... --` for each
+ * PMIX_SERVER_URI* port, PMIX_MCA_gds=hash set; argv itself without any. */
+char **exec_pmix_wrap(char **argv);
+/* Guest: listens on 127.0.0.1 at each port for the life of the program,
+ * then executes argv. Does not return. */
+void exec_serve_ports(char *const *ports, size_t n, char **argv) __attribute__((noreturn));
 
 /* relay.c */
 int exec_relay(struct exec_proxy *p, struct svm_proto_exec *exec);

@@ -28,6 +28,7 @@ extern char **environ;
 static const char usage_text[] =
         "usage: spank-vm-exec [--socket PATH] [--wait-timeout SECONDS] [--extra-fd N]\n"
         "                     -- PROGRAM [ARGS...]\n"
+        "       spank-vm-exec --serve-port PORT... -- PROGRAM [ARGS...]   (in a guest)\n"
         "Runs PROGRAM in the job's guest through spank-vm-mux (socket from --socket or\n"
         "SPANK_VM_SOCKET) and exits with its status. Own failures: 64 usage, 69 guest\n"
         "unavailable, 70 internal, 76 protocol error or connection lost, 77 identity\n"
@@ -46,13 +47,14 @@ struct exec_opts {
 	const char *job_dir;    /* task mode: where guest.error would be */
 	bool report_guest;      /* task mode, --vm-debug, rank 0: say what the guest is */
 	bool ship_script;       /* task mode, batch step: argv[0] is the host's script */
+	bool forward_pmix;      /* task mode: carry PMIx's server connections (forward.c) */
+	char *serve_ports[EXEC_MAX_PORTS]; /* in the guest: --serve-port */
+	size_t nserve_ports;
 };
 
 static struct svm_proto_exec exec_request; /* large */
 
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-
-static void die(int code, const char *fmt, ...)
+void exec_die(int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -87,6 +89,7 @@ static void parse_args(int argc, char **argv, struct exec_opts *o)
 	        {"socket", required_argument, NULL, 's'},
 	        {"wait-timeout", required_argument, NULL, 'w'},
 	        {"extra-fd", required_argument, NULL, 'x'},
+	        {"serve-port", required_argument, NULL, 'p'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -107,28 +110,36 @@ static void parse_args(int argc, char **argv, struct exec_opts *o)
 			o->wait_timeout = strtod(optarg, &end);
 			if (end == optarg || *end != '\0' ||
 			    !(o->wait_timeout >= 0 && o->wait_timeout <= 86400))
-				die(EXEC_EXIT_USAGE,
-				    "--wait-timeout: expected seconds, got '%.32s'", optarg);
+				exec_die(EXEC_EXIT_USAGE,
+				         "--wait-timeout: expected seconds, got '%.32s'", optarg);
 			break;
 		case 'x':
 			if (svm_parse_uint(optarg, SVM_PROTO_MIN_EXTRA_FD, SVM_PROTO_MAX_EXTRA_FD,
 			                   &v, &err) != 0)
-				die(EXEC_EXIT_USAGE, "--extra-fd: %s", err.msg);
+				exec_die(EXEC_EXIT_USAGE, "--extra-fd: %s", err.msg);
 			o->extra_fd = (int)v;
+			break;
+		case 'p':
+			if (o->nserve_ports == EXEC_MAX_PORTS)
+				exec_die(EXEC_EXIT_USAGE, "--serve-port: at most %d",
+				         EXEC_MAX_PORTS);
+			o->serve_ports[o->nserve_ports++] = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
 		default:
-			die(EXEC_EXIT_USAGE, "bad command line (see --help)");
+			exec_die(EXEC_EXIT_USAGE, "bad command line (see --help)");
 		}
 	}
 	if (optind >= argc)
-		die(EXEC_EXIT_USAGE, "no program to run (see --help)");
+		exec_die(EXEC_EXIT_USAGE, "no program to run (see --help)");
+	if (o->nserve_ports > 0)
+		exec_serve_ports(o->serve_ports, o->nserve_ports, argv + optind);
 	if (o->socket_path == NULL || o->socket_path[0] == '\0')
-		die(EXEC_EXIT_USAGE, "no socket: give --socket or set SPANK_VM_SOCKET");
+		exec_die(EXEC_EXIT_USAGE, "no socket: give --socket or set SPANK_VM_SOCKET");
 	if (o->extra_fd >= 0 && fcntl(o->extra_fd, F_GETFD) < 0)
-		die(EXEC_EXIT_USAGE, "--extra-fd %d is not open", o->extra_fd);
+		exec_die(EXEC_EXIT_USAGE, "--extra-fd %d is not open", o->extra_fd);
 	o->argv = argv + optind;
 }
 
@@ -136,11 +147,17 @@ static void parse_args(int argc, char **argv, struct exec_opts *o)
  * task_init). Everything comes from the environment it set: on Slurm 22.05
  * argv[0] was replaced and the task's program is SPANK_VM_ARGV0; from 23.11
  * we were prepended and argv[1] is the program. */
-static const char *const task_env[] = {"SPANK_VM_TASK",        "SPANK_VM_ARGV0",
-                                       "SPANK_VM_SOCKET",      "SPANK_VM_READY_FILE",
-                                       "SPANK_VM_JOB_DIR",     "SPANK_VM_WAIT",
-                                       "SPANK_VM_EXTRA_FD",    "SPANK_VM_DEBUG_GUEST",
-                                       "SPANK_VM_SHIP_SCRIPT", NULL};
+static const char *const task_env[] = {"SPANK_VM_TASK",
+                                       "SPANK_VM_ARGV0",
+                                       "SPANK_VM_SOCKET",
+                                       "SPANK_VM_READY_FILE",
+                                       "SPANK_VM_JOB_DIR",
+                                       "SPANK_VM_WAIT",
+                                       "SPANK_VM_EXTRA_FD",
+                                       "SPANK_VM_DEBUG_GUEST",
+                                       "SPANK_VM_SHIP_SCRIPT",
+                                       "SPANK_VM_FORWARD_PMIX",
+                                       NULL};
 
 static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 {
@@ -156,6 +173,7 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 	                  getenv("SLURM_PROCID") != NULL &&
 	                  strcmp(getenv("SLURM_PROCID"), "0") == 0;
 	o->ship_script = getenv("SPANK_VM_SHIP_SCRIPT") != NULL;
+	o->forward_pmix = getenv("SPANK_VM_FORWARD_PMIX") != NULL;
 	o->wait_timeout = 60;
 	o->extra_fd = -1;
 	if (wait != NULL && svm_parse_uint(wait, 1, 86400, &v, &err) == 0)
@@ -170,11 +188,11 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 		o->argv = argv + 1;
 	}
 	if (o->argv[0] == NULL || argc < 1)
-		die(EXEC_EXIT_USAGE, "no program to run");
+		exec_die(EXEC_EXIT_USAGE, "no program to run");
 	if (o->socket_path == NULL || o->socket_path[0] == '\0')
-		die(EXEC_EXIT_USAGE, "no socket: SPANK_VM_SOCKET is not set");
+		exec_die(EXEC_EXIT_USAGE, "no socket: SPANK_VM_SOCKET is not set");
 	if (o->ship_script && o->extra_fd >= 0)
-		die(EXEC_EXIT_USAGE, "a batch step has no PMI_FD to relay");
+		exec_die(EXEC_EXIT_USAGE, "a batch step has no PMI_FD to relay");
 	for (const char *const *name = task_env; *name != NULL; name++)
 		unsetenv(*name);
 }
@@ -242,13 +260,13 @@ static int block_signals(void)
 	for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++)
 		sigaddset(&set, forwarded_signals[i]);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-		die(EXEC_EXIT_INTERNAL, "cannot set up signals: %s", strerror(errno));
+		exec_die(EXEC_EXIT_INTERNAL, "cannot set up signals: %s", strerror(errno));
 	for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++)
 		if (signal(forwarded_signals[i], SIG_DFL) == SIG_ERR)
-			die(EXEC_EXIT_INTERNAL, "cannot set up signals: %s", strerror(errno));
+			exec_die(EXEC_EXIT_INTERNAL, "cannot set up signals: %s", strerror(errno));
 	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (fd < 0)
-		die(EXEC_EXIT_INTERNAL, "signalfd: %s", strerror(errno));
+		exec_die(EXEC_EXIT_INTERNAL, "signalfd: %s", strerror(errno));
 	return fd;
 }
 
@@ -270,7 +288,7 @@ static int try_connect(const char *path, int *fd_out)
 	int fd, saved;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
-		die(EXEC_EXIT_USAGE, "socket path %s is too long", path);
+		exec_die(EXEC_EXIT_USAGE, "socket path %s is too long", path);
 	strcpy(addr.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -297,20 +315,20 @@ static int connect_mux(const struct exec_opts *o, int signal_fd)
 
 	while ((rc = try_connect(o->socket_path, &fd)) == 1 && waited_ms < o->wait_timeout * 1000) {
 		if (guest_failed(o, why, sizeof(why)))
-			die(EXEC_EXIT_UNAVAILABLE, "the job's guest did not come up: %s", why);
+			exec_die(EXEC_EXIT_UNAVAILABLE, "the job's guest did not come up: %s", why);
 		if (poll(&pfd, 1, delay) > 0)
 			check_early_signal(signal_fd);
 		waited_ms += delay;
 		delay = delay * 2 > CONNECT_RETRY_MAX_MS ? CONNECT_RETRY_MAX_MS : delay * 2;
 	}
 	if (rc == 1)
-		die(EXEC_EXIT_UNAVAILABLE,
-		    "the job's guest is not reachable: %s did not accept "
-		    "within %.0f s (%s)",
-		    o->socket_path, o->wait_timeout, strerror(errno));
+		exec_die(EXEC_EXIT_UNAVAILABLE,
+		         "the job's guest is not reachable: %s did not accept "
+		         "within %.0f s (%s)",
+		         o->socket_path, o->wait_timeout, strerror(errno));
 	if (rc < 0)
-		die(EXEC_EXIT_UNAVAILABLE, "cannot connect to %s: %s", o->socket_path,
-		    strerror(errno));
+		exec_die(EXEC_EXIT_UNAVAILABLE, "cannot connect to %s: %s", o->socket_path,
+		         strerror(errno));
 	return fd;
 }
 
@@ -334,13 +352,13 @@ static void add_identity(struct svm_proto_exec *e)
 
 	umask(mask);
 	if (n < 0)
-		die(EXEC_EXIT_INTERNAL, "getgroups: %s", strerror(errno));
+		exec_die(EXEC_EXIT_INTERNAL, "getgroups: %s", strerror(errno));
 	e->uid = getuid();
 	e->gid = getgid();
 	e->umask = mask;
 	for (int i = 0; i < n; i++)
 		if (svm_proto_exec_add_group(e, groups[i], &err) != 0)
-			die(EXEC_EXIT_USAGE, "%s", err.msg);
+			exec_die(EXEC_EXIT_USAGE, "%s", err.msg);
 }
 
 static void build_exec(const struct exec_opts *o, struct svm_proto_exec *e, char *cwd)
@@ -350,10 +368,10 @@ static void build_exec(const struct exec_opts *o, struct svm_proto_exec *e, char
 	svm_proto_exec_init(e);
 	for (char **arg = o->argv; *arg != NULL; arg++)
 		if (svm_proto_exec_add_arg(e, *arg, strlen(*arg), &err) != 0)
-			die(EXEC_EXIT_USAGE, "%s", err.msg);
+			exec_die(EXEC_EXIT_USAGE, "%s", err.msg);
 	for (char **env = environ; *env != NULL; env++)
 		if (svm_proto_exec_add_env(e, *env, strlen(*env), &err) != 0)
-			die(EXEC_EXIT_USAGE, "%s", err.msg);
+			exec_die(EXEC_EXIT_USAGE, "%s", err.msg);
 	e->cwd.data = (const uint8_t *)cwd;
 	e->cwd.len = strlen(cwd);
 	add_identity(e);
@@ -381,11 +399,12 @@ int main(int argc, char **argv)
 
 		o.argv = exec_ship_script(o.argv, &o.extra_fd, why, sizeof(why));
 		if (o.argv == NULL)
-			die(EXEC_EXIT_USAGE, "%s", why);
-	}
+			exec_die(EXEC_EXIT_USAGE, "%s", why);
+	} else if (o.forward_pmix)
+		o.argv = exec_pmix_wrap(o.argv);
 	cwd = getcwd(NULL, 0);
 	if (cwd == NULL)
-		die(EXEC_EXIT_USAGE, "cannot name the working directory: %s", strerror(errno));
+		exec_die(EXEC_EXIT_USAGE, "cannot name the working directory: %s", strerror(errno));
 	build_exec(&o, &exec_request, cwd);
 	p.signal_fd = block_signals();
 	p.sock = connect_mux(&o, p.signal_fd);
@@ -396,7 +415,7 @@ int main(int argc, char **argv)
 	rc = exec_relay(&p, &exec_request);
 	free(cwd);
 	if (p.fail_code != 0)
-		die(p.fail_code, "%s", p.fail_msg);
+		exec_die(p.fail_code, "%s", p.fail_msg);
 	if (p.status.kind == SVM_PROTO_KILLED)
 		die_by_signal(p.status.signo);
 	return rc;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../agent/agent.h"
+#include "hostcall.h"
 
 #define CONNECT_TIMEOUT_MS 10000
 #define CONNECT_RETRY_MS   50
@@ -94,6 +95,9 @@ int main(int argc, char **argv)
 	int port;
 
 	agent_log_prefix = "spank_vm-hostcall: ";
+	/* Run for a guest's connection request (session.c). */
+	if (strcmp(argv[0], SVM_HOSTCALL_CONNECT) == 0)
+		return hostcall_relay_tcp(argc == 2 ? argv[1] : NULL);
 	if (parse_args(argc, argv, &socket_path, &err) != 0) {
 		agent_log("%s", err.msg);
 		return 64;

@@ -31,11 +31,12 @@ PROG=spank-vm-image
 # virtio transport and console, 9p, overlayfs, the ACPI power button and
 # its input device; then disk_root_modules, only for a site image's disk as
 # the root: virtio_blk, crc32c_generic that ext4 and jbd2 look up by name,
-# and ext4); their dependencies come from modules.dep.
+# and ext4; virtio_net only for a job network, agent/net.c); their
+# dependencies come from modules.dep.
 # qemu_fw_cfg shows the host's fw_cfg files, where an image that boots
 # itself finds the agent's configuration.
 AGENT_MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay button evdev qemu_fw_cfg
-	virtio_blk crc32c_generic ext4)
+	virtio_blk crc32c_generic ext4 virtio_net)
 FIXED_MTIME=0
 # Where the agent lives in a site image (its bootloader's init=).
 AGENT_IN_IMAGE=/sbin/spank-vm-agent

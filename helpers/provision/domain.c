@@ -231,6 +231,8 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	char kernel[4096], initrd[4096];
 	struct svm_domain_spec spec = {0};
 	static struct guest_view view;
+	static struct provision_net net;
+	static char fw_cfg[2 * WORDS_CAP + sizeof(net.words)];
 	struct svm_image image;
 	uuid_t uuid;
 
@@ -245,8 +247,26 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	/* The catalog first: it says how the guest boots and what the agent
 	 * is told. */
 	if (load_image(o, &image, err) != 0 || guest_view(o, &image, &view, err) != 0 ||
-	    set_boot(o, &image, &view, &spec, kernel, initrd, sizeof(kernel), err) != 0)
+	    set_boot(o, &image, &view, &spec, kernel, initrd, sizeof(kernel), err) != 0 ||
+	    provision_net_prepare(o, &net, err) != 0)
 		return -1;
+	if (net.enabled) {
+		/* The job's host names may exceed what a kernel command line holds:
+		 * the network's words always travel in fw_cfg. */
+		snprintf(fw_cfg, sizeof(fw_cfg), "%s%s%s",
+		         spec.fw_cfg_config ? spec.fw_cfg_config : "",
+		         spec.fw_cfg_config ? " " : "", net.words);
+		spec.fw_cfg_config = fw_cfg;
+		if (strlen(fw_cfg) > SVM_FW_CFG_CONFIG_MAX)
+			return svm_err_set(err,
+			                   "--vm-net=cluster: the job's host names do not fit "
+			                   "the guest's %d bytes of configuration",
+			                   SVM_FW_CFG_CONFIG_MAX);
+		spec.net_bridge = o->net_bridge;
+		spec.net_addr = net.addr;
+		spec.net_subnet = net.subnet;
+		spec.net_mac = net.mac;
+	}
 	spec.console_log = console;
 	spec.agent_socket = socket_path;
 	snprintf(hostcall, sizeof(hostcall), "%s/" PROVISION_HOSTCALL_SOCKET, o->dir);
@@ -299,7 +319,7 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 	if (provision_prepare_console(o, err) != 0 || render(o, &plan, &xml, err) != 0)
 		goto out;
 	conn = connect_libvirt(o, err);
-	if (conn == NULL)
+	if (conn == NULL || (o->net_bridge != NULL && provision_net_filter(conn, err) != 0))
 		goto out;
 	dom = virDomainCreateXML(conn, xml, 0);
 	if (dom == NULL) {

@@ -13,6 +13,8 @@ static const char usage_text[] =
         "             [--share HOSTDIR:TAG[:ro]]... (9p, mounted by the guest by TAG)\n"
         "             [--guest-share PATH]... (PATH read-write at PATH in the guest)\n"
         "             [--slurm-commands DIR] (the guest runs DIR's Slurm commands on the host)\n"
+        "             [--net-bridge BR --net-cidr CIDR --net-job ID --net-node INDEX\n"
+        "              --net-hosts NAME,...] (a NIC on the job network, --vm-net=cluster)\n"
         "       spank-vm-provision stop  --name NAME [--timeout SECONDS] [--uri URI]\n"
         "ALLOCATION: [--cores LIST] [--cpuset LIST | --cgroup-pid PID] --mem SIZE\n"
         "            [--reserve SIZE] [--min-guest SIZE] [--hypervisor kvm|qemu|xen]\n"
@@ -44,6 +46,11 @@ enum {
 	OPT_SHARE, /* keep this enum in the order of long_options[] */
 	OPT_GUEST_SHARE,
 	OPT_SLURM_COMMANDS,
+	OPT_NET_BRIDGE,
+	OPT_NET_CIDR,
+	OPT_NET_JOB,
+	OPT_NET_NODE,
+	OPT_NET_HOSTS,
 };
 
 static const struct option long_options[] = {
@@ -72,6 +79,11 @@ static const struct option long_options[] = {
         {"share", required_argument, NULL, OPT_SHARE},
         {"guest-share", required_argument, NULL, OPT_GUEST_SHARE},
         {"slurm-commands", required_argument, NULL, OPT_SLURM_COMMANDS},
+        {"net-bridge", required_argument, NULL, OPT_NET_BRIDGE},
+        {"net-cidr", required_argument, NULL, OPT_NET_CIDR},
+        {"net-job", required_argument, NULL, OPT_NET_JOB},
+        {"net-node", required_argument, NULL, OPT_NET_NODE},
+        {"net-hosts", required_argument, NULL, OPT_NET_HOSTS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -158,6 +170,16 @@ static int parse_sizes_and_numbers(int opt, const char *arg, struct provision_op
 			return -1;
 		o->timeout_s = (unsigned)v;
 		return 0;
+	case OPT_NET_JOB:
+		if (svm_parse_uint(arg, 1, UINT32_MAX - 1, &v, err) != 0)
+			return -1;
+		o->net_job = (uint32_t)v;
+		return 0;
+	case OPT_NET_NODE:
+		if (svm_parse_uint(arg, 0, SVM_NET_MAX_NODES - 1, &v, err) != 0)
+			return -1;
+		o->net_node = (uint32_t)v;
+		return 0;
 	default:
 		return 1;
 	}
@@ -230,6 +252,17 @@ static int parse_option(int opt, char *arg, struct provision_opts *o, struct svm
 		return parse_path(arg, &o->image_dir, err);
 	case OPT_SLURM_COMMANDS:
 		return parse_path(arg, &o->slurm_commands, err);
+	case OPT_NET_BRIDGE:
+		if (!svm_net_valid_bridge(arg))
+			return svm_err_set(err, "'%.32s' is not an interface name", arg);
+		o->net_bridge = arg;
+		return 0;
+	case OPT_NET_CIDR:
+		o->net_cidr = arg;
+		return 0;
+	case OPT_NET_HOSTS:
+		o->net_hosts = arg;
+		return 0;
 	default:
 		return svm_err_set(err, "unknown option");
 	}
@@ -238,6 +271,10 @@ static int parse_option(int opt, char *arg, struct provision_opts *o, struct svm
 static int check_required(const char *command, const struct provision_opts *o, struct svm_err *err)
 {
 	bool needs_alloc = strcmp(command, "stop") != 0;
+
+	if (o->net_bridge != NULL &&
+	    (o->net_cidr == NULL || o->net_job == 0 || o->net_hosts == NULL))
+		return svm_err_set(err, "--net-bridge needs --net-cidr, --net-job and --net-hosts");
 
 	if (needs_alloc && o->mem_mib == 0)
 		return svm_err_set(err, "%s needs --mem", command);

@@ -12,6 +12,7 @@
 #include "spank_vm/catalog.h"
 #include "spank_vm/domain_xml.h"
 #include "spank_vm/error.h"
+#include "spank_vm/net.h"
 #include "spank_vm/plan.h"
 
 #define PROVISION_LOG_PREFIX "spank_vm: spank-vm-provision: "
@@ -54,7 +55,30 @@ struct provision_opts {
 	 * live in DIR; the guest gets the host call port and runs them on the
 	 * host through it (helpers/hostcall/README.md). NULL: not offered. */
 	const char *slurm_commands;
+	/* --vm-net=cluster: --net-bridge BR --net-cidr CIDR --net-job ID
+	 * --net-node INDEX --net-hosts NAME,NAME,... (the job's nodes in order) */
+	const char *net_bridge;
+	const char *net_cidr;
+	uint32_t net_job;
+	uint32_t net_node;
+	const char *net_hosts;
 };
+
+/* One guest's place on the job network (net.c). */
+struct provision_net {
+	bool enabled;
+	char addr[SVM_NET_ADDR_LEN];
+	char subnet[SVM_NET_ADDR_LEN];
+	char mac[SVM_NET_MAC_LEN];
+	char words[16384 - 512]; /* the agent's spank_vm.net/hostname/hosts words */
+};
+
+/* Address, MAC and words from the --net-* options; net->enabled false without them. */
+int provision_net_prepare(const struct provision_opts *o, struct provision_net *net,
+                          struct svm_err *err);
+/* Defines the job NICs' nwfilter (SVM_NET_FILTER_NAME) when libvirt lacks it. */
+struct _virConnect;
+int provision_net_filter(struct _virConnect *conn, struct svm_err *err);
 
 /* The host call port's socket, in the guest directory next to agent.sock. */
 #define PROVISION_HOSTCALL_SOCKET "hostcall.sock"

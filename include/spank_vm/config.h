@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "spank_vm/error.h"
+#include "spank_vm/net.h"
 #include "spank_vm/values.h"
 
 struct svm_config {
@@ -24,6 +25,10 @@ struct svm_config {
 	/* The host's directory of Slurm's commands, which a guest's srun,
 	 * sbatch, ... run from (helpers/hostcall); empty: slurm_commands=no */
 	char slurm_commands[SVM_PATH_MAX + 1];
+	/* --vm-net=cluster: the bridge on every node the guests' NICs join
+	 * ("": no guest network at this site) and the addresses' network */
+	char net_bridge[16];
+	char net_cidr[32];
 };
 
 /* One line per key, for documentation and error messages. */

@@ -37,14 +37,27 @@
 /* The second virtio-serial port (kvm, qemu): the guest's calls of Slurm's
  * commands, served on the host (helpers/hostcall/README.md). */
 #define SVM_HOSTCALL_CHANNEL_NAME "org.spank_vm.hostcall.0"
+/* In the guest: the socket of the user's mux on that port. */
+#define SVM_GUEST_HOSTCALL_SOCKET "/run/spank_vm/hostcall.sock"
+/* The one command besides Slurm's a guest may run through it: a TCP
+ * connection to the host's 127.0.0.1:PORT (argv: this name, PORT), which
+ * carries PMIx's client-server traffic. */
+#define SVM_HOSTCALL_CONNECT "spank_vm-connect"
 /* Shares are PCI devices on the root bus, slots 0x04..0x1e (0x1f is the
  * chipset's). */
-#define SVM_DOMAIN_MAX_SHARES 27
+#define SVM_DOMAIN_MAX_SHARES 26
 /* The fw_cfg file that carries the agent's spank_vm.* words to a guest whose
  * kernel command line belongs to the image's bootloader; QEMU wants names of
  * such files under "opt/", and the guest's qemu_fw_cfg driver shows it as
  * /sys/firmware/qemu_fw_cfg/by_name/<name>/raw. */
 #define SVM_FW_CFG_CONFIG_NAME "opt/org.spank_vm/config"
+/* The most the agent reads of that file. */
+#define SVM_FW_CFG_CONFIG_MAX 16384
+
+/* The libvirt nwfilter every job NIC is under (provision/net.c defines it):
+ * a guest may send only from its own MAC and IP to its job's /24 and
+ * receive only from there, ARP included. Parameters IP and JOBNET. */
+#define SVM_NET_FILTER_NAME "spank_vm-job"
 
 /* A host directory shown to the guest over 9p under a mount tag. */
 struct svm_share {
@@ -67,6 +80,13 @@ struct svm_domain_spec {
 	const char *agent_name;   /* NULL: SVM_AGENT_CHANNEL_NAME */
 	unsigned agent_port;      /* virtio-serial port of the agent (kvm, qemu); 0: 1 */
 	const char *agent_socket; /* kvm, qemu: unix socket libvirt binds for the channel */
+	/* kvm, qemu: the job network's NIC (virtio, no vhost) on this bridge,
+	 * with this MAC, under the libvirt nwfilter SVM_NET_FILTER_NAME that
+	 * keeps its traffic to net_addr <-> net_subnet/24; NULL: no NIC at all */
+	const char *net_bridge;
+	const char *net_mac;
+	const char *net_addr;
+	const char *net_subnet;
 	/* kvm, qemu: unix socket libvirt binds for the port SVM_HOSTCALL_CHANNEL_NAME
 	 * (virtio-serial port agent_port + 1); NULL: no such port */
 	const char *hostcall_socket;

@@ -20,4 +20,8 @@ if ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 == "libvirtd" { found = 1 } END { 
 	doms=$(virsh -c qemu:///system list --all --name | grep '^spank_vm-' || true)
 	[ -z "$doms" ] || fail "libvirt domains left: $doms"
 fi
+! ip link show svmbr0 >/dev/null 2>&1 || fail "the guest bridge svmbr0 was left"
+taps=$(ip -o link show | awk -F': ' '$2 ~ /^vnet/ { print $2 }')
+[ -z "$taps" ] || fail "tap devices left: $taps"
+[ ! -e /etc/libvirt/nwfilter/spank_vm-job.xml ] || fail "the nwfilter spank_vm-job was left"
 pass

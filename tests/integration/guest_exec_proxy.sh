@@ -91,8 +91,9 @@ signal_case TERM $((128 + 15))
 # 64 MiB of random bytes on stdout and 16 MiB of other bytes on stderr at
 # the same time; the guest writes the digests of what it sent to the share.
 # shellcheck disable=SC2016 # expanded in the guest
-vm bash -c 'head -c 67108864 /dev/urandom | tee >(sha256sum >out.sum) &
-	head -c 16777216 /dev/urandom | tee >(sha256sum >err.sum) >&2; wait' \
+vm bash -c 'head -c 67108864 /dev/urandom >/tmp/o && sha256sum </tmp/o >out.sum &&
+	head -c 16777216 /dev/urandom >/tmp/e && sha256sum </tmp/e >err.sum &&
+	{ cat /tmp/o & cat /tmp/e >&2; wait; }' \
 	>"$WORK/out.host" 2>"$WORK/err.host" || fail "the 64 MiB output command failed"
 wait_until 30 "the guest's digests" test -s "$WORK/err.sum" -a -s "$WORK/out.sum"
 assert_eq "$(cut -d' ' -f1 "$WORK/out.sum")" "$(sha256sum <"$WORK/out.host" | cut -d' ' -f1)" \

@@ -130,6 +130,36 @@ static void test_hostcall(void **state)
 	expect_error("spank_vm.hostcall=5:5:/a:/b spank_vm.hostcall=5:5:/a:/b", "given twice");
 }
 
+static void test_job_network(void **state)
+{
+	struct svm_err err = {""};
+
+	(void)state;
+	static const char words[] = "spank_vm.net=10.200.7.2/24 spank_vm.hostname=svm2 "
+	                            "spank_vm.hosts=10.200.7.1:svm1:svm2";
+
+	assert_int_equal(agent_parse_cmdline("", &config, &err), 0);
+	assert_int_equal(agent_parse_fw_cfg(words, strlen(words), &config, &err), 0);
+	assert_int_equal(config.net_addr, 0x0ac80702u);
+	assert_int_equal(config.net_prefix, 24);
+	assert_string_equal(config.hostname, "svm2");
+	assert_int_equal(config.hosts_first, 0x0ac80701u);
+	assert_string_equal(config.hosts, "svm1:svm2");
+	expect_error("spank_vm.net=10.200.7.2", "needs A.B.C.D/P");
+	expect_error("spank_vm.net=10.200.7.2/31", "needs A.B.C.D/P");
+	expect_error("spank_vm.net=10.200.7/24", "needs A.B.C.D/P");
+	expect_error("spank_vm.net=0.0.0.0/24", "needs A.B.C.D/P");
+	expect_error("spank_vm.net=10.0.0.1/24 spank_vm.net=10.0.0.2/24", "given twice");
+	expect_error("spank_vm.hostname=a;b", "spank_vm.hostname: 1-63");
+	expect_error("spank_vm.hostname=", "spank_vm.hostname: 1-63");
+	expect_error("spank_vm.hosts=10.0.0.1", "needs A.B.C.D:NAME");
+	expect_error("spank_vm.hosts=10.0.0.1:", "needs A.B.C.D:NAME");
+	expect_error("spank_vm.hosts=10.0.0.1:a::b", "'' is not a host name");
+	expect_error("spank_vm.hosts=10.0.0.1:a:", "ends with ':'");
+	expect_error("spank_vm.hosts=10.0.0.1:a:b/c", "'b/c' is not a host name");
+	expect_error("spank_vm.hosts=10.0.0.1:a,b", "'a,b' is not a host name");
+}
+
 static void expect_fw_cfg_error(const char *bytes, size_t len, const char *expected)
 {
 	struct svm_err err = {""};
@@ -202,6 +232,7 @@ int main(void)
 	        cmocka_unit_test(test_root_device),
 	        cmocka_unit_test(test_root_device_refuses_anything_but_a_plain_name),
 	        cmocka_unit_test(test_hostcall),
+	        cmocka_unit_test(test_job_network),
 	        cmocka_unit_test(test_fw_cfg_words_add_to_the_command_line),
 	        cmocka_unit_test(test_fw_cfg_refuses_duplicates_nul_bytes_and_oversize),
 	};

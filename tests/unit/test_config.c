@@ -48,6 +48,15 @@ static void test_defaults_are_documented_values(void **state)
 	assert_int_equal(parse(&cfg, &err, 1, "slurm_commands=bin"), -1);
 	assert_non_null(strstr(err.msg, "slurm_commands"));
 	assert_non_null(strstr(err.msg, "an absolute path, no"));
+	assert_string_equal(cfg.net_bridge, "");
+	assert_string_equal(cfg.net_cidr, "10.200.0.0/16");
+	assert_int_equal(parse(&cfg, &err, 2, "net_bridge=svmbr0", "net_cidr=172.20.0.0/14"), 0);
+	assert_string_equal(cfg.net_bridge, "svmbr0");
+	assert_string_equal(cfg.net_cidr, "172.20.0.0/14");
+	assert_int_equal(parse(&cfg, &err, 1, "net_bridge=br0;reboot"), -1);
+	assert_non_null(strstr(err.msg, "net_bridge: 'br0;reboot' (accepted: an interface name"));
+	assert_int_equal(parse(&cfg, &err, 1, "net_cidr=10.0.0.0/24"), -1);
+	assert_non_null(strstr(err.msg, "net_cidr: '10.0.0.0/24' (accepted: an IPv4 network"));
 }
 
 static void test_every_key_is_parsed(void **state)
@@ -129,7 +138,7 @@ static void test_key_table_documents_every_key(void **state)
 		assert_non_null(k->default_value);
 		assert_true(strlen(k->meaning) > 10);
 	}
-	assert_int_equal(n, 13);
+	assert_int_equal(n, 15);
 }
 
 static void test_runtime_dir_expands_node_name(void **state)

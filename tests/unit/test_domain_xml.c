@@ -576,8 +576,57 @@ static void test_domain_xml_refuses_bad_specs(void **state)
 	spec.hostcall_socket = "hostcall.sock";
 	expect_refusal(kvm_plan, &spec, SVM_HV_KVM, "host call socket must be an absolute path");
 	spec = xen_spec();
+	spec.net_bridge = "svmbr0";
+	spec.net_mac = "52:54:0a:c8:d2:02";
+	spec.net_addr = "10.200.210.2";
+	spec.net_subnet = "10.200.210.0";
+	expect_refusal(xen_plan, &spec, SVM_HV_XEN, "job network is available with kvm and qemu");
+	spec = support_spec(false);
+	spec.net_bridge = "svmbr0";
+	expect_refusal(kvm_plan, &spec, SVM_HV_KVM, "needs its MAC, address and subnet");
+	spec = xen_spec();
 	spec.hostcall_socket = "/run/spank_vm/1/hostcall.sock";
 	expect_refusal(xen_plan, &spec, SVM_HV_XEN, "host call port needs virtio-serial");
+}
+
+/* --vm-net=cluster: one virtio NIC on the site's bridge, without vhost,
+ * under the job filter with the guest's address and the job's /24. */
+static void test_domain_xml_job_nic_is_filtered_to_the_job_network(void **state)
+{
+	struct svm_domain_spec spec = support_spec(true);
+	xmlDocPtr doc;
+	char *xml;
+
+	(void)state;
+	xml = render(qemu_plan, &spec);
+	doc = parse(xml);
+	assert_int_equal(count(doc, "/domain/devices/interface"), 0);
+	xmlFreeDoc(doc);
+	free(xml);
+
+	spec.net_bridge = "svmbr0";
+	spec.net_mac = "52:54:0a:c8:d2:02";
+	spec.net_addr = "10.200.210.2";
+	spec.net_subnet = "10.200.210.0";
+	xml = render(qemu_plan, &spec);
+	doc = parse(xml);
+	assert_int_equal(count(doc, "/domain/devices/interface"), 1);
+	assert_xpath_string(doc, "/domain/devices/interface/@type", "bridge");
+	assert_xpath_string(doc, "/domain/devices/interface/source/@bridge", "svmbr0");
+	assert_xpath_string(doc, "/domain/devices/interface/mac/@address", spec.net_mac);
+	assert_xpath_string(doc, "/domain/devices/interface/model/@type", "virtio");
+	assert_xpath_string(doc, "/domain/devices/interface/driver/@name", "qemu");
+	assert_xpath_string(doc, "/domain/devices/interface/filterref/@filter",
+	                    SVM_NET_FILTER_NAME);
+	assert_xpath_string(doc, "/domain/devices/interface/filterref/parameter[@name='IP']/@value",
+	                    "10.200.210.2");
+	assert_xpath_string(doc,
+	                    "/domain/devices/interface/filterref/parameter[@name='JOBNET']/@value",
+	                    "10.200.210.0");
+	assert_xpath_string(doc, "/domain/devices/interface/address/@slot", "0x1e");
+	assert_true(support_validates(xml));
+	xmlFreeDoc(doc);
+	free(xml);
 }
 
 /* The guest's Slurm commands reach the host over a second port of the same
@@ -650,6 +699,7 @@ int main(void)
 	        cmocka_unit_test(test_domain_xml_hostile_strings_keep_the_structure_and_round_trip),
 	        cmocka_unit_test(test_domain_xml_refuses_bad_specs),
 	        cmocka_unit_test(test_domain_xml_hostcall_port_follows_the_agent_port),
+	        cmocka_unit_test(test_domain_xml_job_nic_is_filtered_to_the_job_network),
 	        cmocka_unit_test(test_domain_xml_dispatches_on_the_plan_hypervisor),
 	};
 	int rc;
