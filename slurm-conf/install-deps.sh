@@ -14,7 +14,7 @@ PACKAGES=(
     # libvirt + QEMU (TCG in tests, KVM at sites)
     libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
     # helper library dependencies and unit tests
-    libhwloc-dev hwloc uuid-dev libcmocka-dev libxml2-dev libxml2-utils shellcheck
+    libhwloc-dev hwloc uuid-dev nettle-dev libcmocka-dev libxml2-dev libxml2-utils shellcheck
     # default guest: busybox, the host kernel (linux-image-amd64 has 9p; the cloud
     # kernel does not), and the tools that build the initramfs
     busybox-static linux-image-amd64 kmod cpio e2fsprogs
