@@ -16,6 +16,7 @@
 #include <uuid/uuid.h>
 
 #include "provision.h"
+#include "spank_vm/checkpoint.h"
 #include "spank_vm/domain_xml.h"
 
 #define DEFAULT_URI "qemu:///system"
@@ -28,27 +29,28 @@ static void quiet_libvirt(void *opaque, virErrorPtr error)
 	(void)error;
 }
 
-static int libvirt_error(struct svm_err *err, const char *what)
+int provision_libvirt_error(struct svm_err *err, const char *what)
 {
 	const virError *e = virGetLastError();
 
 	return svm_err_set(err, "%s: %s", what, e && e->message ? e->message : "unknown error");
 }
 
-static virConnectPtr connect_libvirt(const struct provision_opts *o, struct svm_err *err)
+virConnectPtr provision_connect(const struct provision_opts *o, struct svm_err *err)
 {
 	virConnectPtr conn;
 
 	virSetErrorFunc(NULL, quiet_libvirt);
 	conn = virConnectOpen(o->uri ? o->uri : DEFAULT_URI);
 	if (conn == NULL)
-		libvirt_error(err, "cannot connect to libvirt");
+		provision_libvirt_error(err, "cannot connect to libvirt");
 	return conn;
 }
 
 /* A site image, if the guest boots one: its catalog entry, checked against
  * the guest; image->name is "" for the default guest. */
-static int load_image(const struct provision_opts *o, struct svm_image *image, struct svm_err *err)
+int provision_load_image(const struct provision_opts *o, struct svm_image *image,
+                         struct svm_err *err)
 {
 	memset(image, 0, sizeof(*image));
 	if (o->image == NULL)
@@ -224,30 +226,36 @@ static int set_boot(const struct provision_opts *o, const struct svm_image *imag
 	return 0;
 }
 
-static int render(const struct provision_opts *o, const struct svm_plan *plan, char **xml,
+/* The domain's XML; a restored guest (restoring) already has its disk,
+ * copied from the checkpoint, where a fresh one gets its new overlay. */
+static int render(const struct provision_opts *o, const struct svm_image *image,
+                  const struct svm_plan *plan, const char *restored_uuid, char **xml,
                   struct svm_err *err)
 {
+	bool restoring = restored_uuid != NULL;
 	char console[4096], socket_path[4096], uuid_text[37], overlay[4096], hostcall[4096];
 	char kernel[4096], initrd[4096];
 	struct svm_domain_spec spec = {0};
 	static struct guest_view view;
 	static struct provision_net net;
 	static char fw_cfg[2 * WORDS_CAP + sizeof(net.words)];
-	struct svm_image image;
 	uuid_t uuid;
 
 	snprintf(console, sizeof(console), "%s/console.log", o->dir);
 	snprintf(socket_path, sizeof(socket_path), "%s/agent.sock", o->dir);
 	uuid_generate(uuid);
 	uuid_unparse_lower(uuid, uuid_text);
+	/* libvirt restores a saved guest only under its own UUID. */
+	if (restoring)
+		snprintf(uuid_text, sizeof(uuid_text), "%s", restored_uuid);
 	spec.name = o->name;
 	spec.uuid = uuid_text;
 	spec.uid = o->uid;
 	spec.gid = o->gid;
 	/* The catalog first: it says how the guest boots and what the agent
 	 * is told. */
-	if (load_image(o, &image, err) != 0 || guest_view(o, &image, &view, err) != 0 ||
-	    set_boot(o, &image, &view, &spec, kernel, initrd, sizeof(kernel), err) != 0 ||
+	if (guest_view(o, image, &view, err) != 0 ||
+	    set_boot(o, image, &view, &spec, kernel, initrd, sizeof(kernel), err) != 0 ||
 	    provision_net_prepare(o, &net, err) != 0)
 		return -1;
 	if (net.enabled) {
@@ -276,8 +284,10 @@ static int render(const struct provision_opts *o, const struct svm_plan *plan, c
 	spec.shares = view.shares;
 	spec.nshares = view.nshares;
 	overlay[0] = '\0';
-	if (image.name[0] != '\0' &&
-	    provision_make_overlay(o, &image, overlay, sizeof(overlay), err) != 0)
+	if (restoring)
+		snprintf(overlay, sizeof(overlay), "%s/disk.qcow2", o->dir);
+	else if (image->name[0] != '\0' &&
+	         provision_make_overlay(o, image, overlay, sizeof(overlay), err) != 0)
 		return -1;
 	spec.disk_image = overlay[0] ? overlay : NULL;
 	return svm_domain_xml(plan, &spec, xml, err);
@@ -303,57 +313,148 @@ static int hand_socket_to_owner(const struct provision_opts *o, const char *name
 	return 0;
 }
 
-int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
+int provision_hand_sockets(const struct provision_opts *o, struct svm_err *err)
 {
-	struct svm_plan plan;
-	virConnectPtr conn = NULL;
-	virDomainPtr dom = NULL;
-	char *xml = NULL, line[512];
+	if (hand_socket_to_owner(o, "agent.sock", err) != 0)
+		return -1;
+	if (o->slurm_commands != NULL && o->hypervisor != SVM_HV_XEN)
+		return hand_socket_to_owner(o, PROVISION_HOSTCALL_SOCKET, err);
+	return 0;
+}
+
+static int create_domain(virConnectPtr conn, const char *xml, struct svm_err *err)
+{
+	virDomainPtr dom = virDomainCreateXML(conn, xml, 0);
+	struct svm_err why;
+
+	if (dom != NULL) {
+		virDomainFree(dom);
+		return 0;
+	}
+	provision_libvirt_error(&why, "cannot start the guest");
+	if (strstr(why.msg, "cannot limit locked memory") != NULL)
+		return svm_err_set(err,
+		                   "%.400s (libvirtd lacks CAP_SYS_RESOURCE to apply the "
+		                   "memory hard limit: give it the capability, or set "
+		                   "hard_limit=no in plugstack.conf)",
+		                   why.msg);
+	*err = why;
+	return -1;
+}
+
+/* The UUID of the guest saved in the stage's state file (libvirt reads it
+ * there: the copy is root's and verified). */
+static int saved_uuid(virConnectPtr conn, const char *memory, char *out, struct svm_err *err)
+{
+	char *xml = virDomainSaveImageGetXMLDesc(conn, memory, 0);
+	const char *at = xml ? strstr(xml, "<uuid>") : NULL;
+	uuid_t parsed;
 	int rc = -1;
 
-	if (provision_build_plan(o, &plan, err) != 0)
+	if (xml == NULL)
+		return provision_libvirt_error(err, "cannot read the checkpoint's saved state");
+	if (at != NULL && strlen(at) > 6 + 36 && at[6 + 36] == '<') {
+		memcpy(out, at + 6, 36);
+		out[36] = '\0';
+		rc = uuid_parse(out, parsed) == 0 ? 0 : -1;
+	}
+	free(xml);
+	return rc == 0 ? 0 : svm_err_set(err, "the checkpoint's saved state names no UUID");
+}
+
+static int restore_domain(virConnectPtr conn, const char *memory, const char *xml,
+                          struct svm_err *err)
+{
+	if (virDomainRestoreFlags(conn, memory, xml, VIR_DOMAIN_SAVE_RUNNING) != 0)
+		return provision_libvirt_error(err, "cannot restore the guest from its checkpoint");
+	return 0;
+}
+
+/* What start works on: the allocation's plan, and with --restore-from the
+ * checkpoint found there (its manifest, the plan re-pinned to the
+ * allocation, libvirt's state file in the stage). */
+struct start_state {
+	struct svm_plan alloc, restored;
+	struct svm_image image;
+	struct svm_ckpt_manifest *manifest;
+	char memory[SVM_PATH_MAX + 16]; /* "" unless restoring */
+};
+
+static int prepare_start(const struct provision_opts *o, struct start_state *st,
+                         struct svm_err *err)
+{
+	int found;
+
+	if (provision_checkpoint_check(o, err) != 0 ||
+	    provision_build_plan(o, &st->alloc, err) != 0)
 		return -1;
+	if (provision_load_image(o, &st->image, err) != 0)
+		return -1;
+	if (o->checkpoint_stage == NULL)
+		return 0;
+	st->manifest = calloc(1, sizeof(*st->manifest));
+	if (st->manifest == NULL)
+		return svm_err_set(err, "out of memory");
+	if (o->checkpoint == NULL)
+		found = 1;
+	else
+		found = provision_restore_load(o, &st->image, &st->alloc, &st->restored,
+		                               st->manifest, st->memory, sizeof(st->memory), err);
+	if (found < 0)
+		return -1;
+	if (found == 1)
+		st->memory[0] = '\0';
+	/* The shape recorded for later saves: the checkpoint's, or the new plan's. */
+	return provision_checkpoint_record_shape(o, &st->image, found == 1 ? &st->alloc : NULL,
+	                                         st->manifest, err);
+}
+
+int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
+{
+	struct start_state st = {0};
+	const struct svm_plan *plan;
+	virConnectPtr conn = NULL;
+	char *xml = NULL, line[512], uuid[37];
+	int rc = -1;
+
+	if (prepare_start(o, &st, err) != 0)
+		goto out;
+	plan = st.memory[0] ? &st.restored : &st.alloc;
 	/* The plan is recorded first: it tells an admin what was tried. */
-	if (o->out != NULL && provision_record_plan(&plan, o->out, err) != 0)
+	if (o->out != NULL && provision_record_plan(plan, o->out, err) != 0)
 		goto out;
-	if (provision_prepare_console(o, err) != 0 || render(o, &plan, &xml, err) != 0)
-		goto out;
-	conn = connect_libvirt(o, err);
+	conn = provision_connect(o, err);
 	if (conn == NULL || (o->net_bridge != NULL && provision_net_filter(conn, err) != 0))
 		goto out;
-	dom = virDomainCreateXML(conn, xml, 0);
-	if (dom == NULL) {
-		struct svm_err why;
-
-		libvirt_error(&why, "cannot start the guest");
-		if (strstr(why.msg, "cannot limit locked memory") != NULL)
-			svm_err_set(err,
-			            "%.400s (libvirtd lacks CAP_SYS_RESOURCE to apply the "
-			            "memory hard limit: give it the capability, or set "
-			            "hard_limit=no in plugstack.conf)",
-			            why.msg);
-		else
-			*err = why;
+	if (st.memory[0] && saved_uuid(conn, st.memory, uuid, err) != 0)
 		goto out;
-	}
-	if (hand_socket_to_owner(o, "agent.sock", err) != 0 ||
-	    (o->slurm_commands != NULL && o->hypervisor != SVM_HV_XEN &&
-	     hand_socket_to_owner(o, PROVISION_HOSTCALL_SOCKET, err) != 0))
+	if (provision_prepare_console(o, err) != 0 ||
+	    render(o, &st.image, plan, st.memory[0] ? uuid : NULL, &xml, err) != 0)
 		goto out;
-	svm_plan_describe(&plan, line, sizeof(line));
-	printf("started %s: %s\n", o->name, line);
+	if ((st.memory[0] ? restore_domain(conn, st.memory, xml, err)
+	                  : create_domain(conn, xml, err)) != 0 ||
+	    provision_hand_sockets(o, err) != 0)
+		goto out;
+	svm_plan_describe(plan, line, sizeof(line));
+	if (st.memory[0])
+		printf("restored %s from the checkpoint saved on %s: %s\n", o->name,
+		       st.manifest->node, line);
+	else
+		printf("started %s: %s\n", o->name, line);
 	rc = 0;
 out:
-	if (dom != NULL)
-		virDomainFree(dom);
+	if (st.memory[0])
+		provision_restore_done(o);
 	if (conn != NULL)
 		virConnectClose(conn);
 	free(xml);
-	svm_plan_free(&plan);
+	free(st.manifest);
+	svm_plan_free(&st.alloc);
+	svm_plan_free(&st.restored);
 	return rc;
 }
 
-static double now_s(void)
+double provision_now_s(void)
 {
 	struct timespec ts;
 
@@ -365,11 +466,11 @@ static double now_s(void)
 static bool shut_down_gracefully(virDomainPtr dom, unsigned timeout_s)
 {
 	const struct timespec tick = {0, 100 * 1000 * 1000};
-	double deadline = now_s() + timeout_s;
+	double deadline = provision_now_s() + timeout_s;
 
 	if (timeout_s == 0 || virDomainShutdown(dom) != 0)
 		return false;
-	while (now_s() < deadline) {
+	while (provision_now_s() < deadline) {
 		if (virDomainIsActive(dom) != 1)
 			return true;
 		nanosleep(&tick, NULL);
@@ -379,7 +480,7 @@ static bool shut_down_gracefully(virDomainPtr dom, unsigned timeout_s)
 
 int provision_cmd_stop(const struct provision_opts *o, struct svm_err *err)
 {
-	virConnectPtr conn = connect_libvirt(o, err);
+	virConnectPtr conn = provision_connect(o, err);
 	virDomainPtr dom;
 	int rc = 0;
 
@@ -390,12 +491,13 @@ int provision_cmd_stop(const struct provision_opts *o, struct svm_err *err)
 		/* Already gone is what stop wants: it may run twice (exit, epilog). */
 		const virError *e = virGetLastError();
 
-		rc = (e && e->code == VIR_ERR_NO_DOMAIN) ? 0 : libvirt_error(err, "lookup");
+		rc = (e && e->code == VIR_ERR_NO_DOMAIN) ? 0
+		                                         : provision_libvirt_error(err, "lookup");
 		goto out;
 	}
 	if (!shut_down_gracefully(dom, o->timeout_s) && virDomainIsActive(dom) == 1 &&
 	    virDomainDestroy(dom) != 0)
-		rc = libvirt_error(err, "cannot destroy the guest");
+		rc = provision_libvirt_error(err, "cannot destroy the guest");
 	virDomainFree(dom);
 out:
 	virConnectClose(conn);

@@ -15,7 +15,11 @@ static const char usage_text[] =
         "             [--slurm-commands DIR] (the guest runs DIR's Slurm commands on the host)\n"
         "             [--net-bridge BR --net-cidr CIDR --net-job ID --net-node INDEX\n"
         "              --net-hosts NAME,...] (a NIC on the job network, --vm-net=cluster)\n"
+        "             [--checkpoint-stage DIR --job ID --node NAME [--checkpoint DIR]]\n"
+        "             (a guest that can be checkpointed; restored from DIR's checkpoint)\n"
         "       spank-vm-provision stop  --name NAME [--timeout SECONDS] [--uri URI]\n"
+        "       spank-vm-provision save  --name NAME --owner UID:GID --dir DIR\n"
+        "             --checkpoint-stage DIR --checkpoint DIR [--keep-running] [--uri URI]\n"
         "ALLOCATION: [--cores LIST] [--cpuset LIST | --cgroup-pid PID] --mem SIZE\n"
         "            [--reserve SIZE] [--min-guest SIZE] [--hypervisor kvm|qemu|xen]\n"
         "            [--hugepages none|2M|1G] [--emulator-cpus LIST] [--topology-xml FILE]\n";
@@ -51,6 +55,11 @@ enum {
 	OPT_NET_JOB,
 	OPT_NET_NODE,
 	OPT_NET_HOSTS,
+	OPT_CHECKPOINT_STAGE,
+	OPT_CHECKPOINT,
+	OPT_JOB,
+	OPT_NODE,
+	OPT_KEEP_RUNNING,
 };
 
 static const struct option long_options[] = {
@@ -84,6 +93,11 @@ static const struct option long_options[] = {
         {"net-job", required_argument, NULL, OPT_NET_JOB},
         {"net-node", required_argument, NULL, OPT_NET_NODE},
         {"net-hosts", required_argument, NULL, OPT_NET_HOSTS},
+        {"checkpoint-stage", required_argument, NULL, OPT_CHECKPOINT_STAGE},
+        {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+        {"job", required_argument, NULL, OPT_JOB},
+        {"node", required_argument, NULL, OPT_NODE},
+        {"keep-running", no_argument, NULL, OPT_KEEP_RUNNING},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -180,6 +194,11 @@ static int parse_sizes_and_numbers(int opt, const char *arg, struct provision_op
 			return -1;
 		o->net_node = (uint32_t)v;
 		return 0;
+	case OPT_JOB:
+		if (svm_parse_uint(arg, 1, UINT32_MAX - 1, &v, err) != 0)
+			return -1;
+		o->job_id = (uint32_t)v;
+		return 0;
 	default:
 		return 1;
 	}
@@ -263,6 +282,19 @@ static int parse_option(int opt, char *arg, struct provision_opts *o, struct svm
 	case OPT_NET_HOSTS:
 		o->net_hosts = arg;
 		return 0;
+	case OPT_CHECKPOINT_STAGE:
+		return parse_path(arg, &o->checkpoint_stage, err);
+	case OPT_CHECKPOINT:
+		return parse_path(arg, &o->checkpoint, err);
+	case OPT_NODE:
+		/* A Slurm node name: the image-name rule keeps it one plain word. */
+		if (svm_check_image_name(arg, err) != 0)
+			return -1;
+		o->node = arg;
+		return 0;
+	case OPT_KEEP_RUNNING:
+		o->keep_running = true;
+		return 0;
 	default:
 		return svm_err_set(err, "unknown option");
 	}
@@ -270,7 +302,7 @@ static int parse_option(int opt, char *arg, struct provision_opts *o, struct svm
 
 static int check_required(const char *command, const struct provision_opts *o, struct svm_err *err)
 {
-	bool needs_alloc = strcmp(command, "stop") != 0;
+	bool needs_alloc = strcmp(command, "plan") == 0 || strcmp(command, "start") == 0;
 
 	if (o->net_bridge != NULL &&
 	    (o->net_cidr == NULL || o->net_job == 0 || o->net_hosts == NULL))
@@ -282,8 +314,11 @@ static int check_required(const char *command, const struct provision_opts *o, s
 		return svm_err_set(err, "%s needs --cores, --cpuset or --cgroup-pid", command);
 	if (strcmp(command, "plan") != 0 && o->name == NULL)
 		return svm_err_set(err, "%s needs --name", command);
-	if (strcmp(command, "start") == 0 && (!o->have_owner || !o->dir))
-		return svm_err_set(err, "start needs --owner and --dir");
+	if ((strcmp(command, "start") == 0 || strcmp(command, "save") == 0) &&
+	    (!o->have_owner || !o->dir))
+		return svm_err_set(err, "%s needs --owner and --dir", command);
+	if (strcmp(command, "save") == 0 && (o->checkpoint_stage == NULL || o->checkpoint == NULL))
+		return svm_err_set(err, "save needs --checkpoint-stage and --checkpoint");
 	if (o->image != NULL && o->image_dir == NULL)
 		return svm_err_set(err, "--image needs --image-dir");
 	return 0;
@@ -333,8 +368,11 @@ int main(int argc, char **argv)
 		rc = provision_cmd_start(&o, &err);
 	else if (strcmp(command, "stop") == 0)
 		rc = provision_cmd_stop(&o, &err);
+	else if (strcmp(command, "save") == 0)
+		rc = provision_cmd_save(&o, &err);
 	else
-		rc = svm_err_set(&err, "unknown command '%.32s' (commands: plan, start, stop)",
+		rc = svm_err_set(&err,
+		                 "unknown command '%.32s' (commands: plan, start, stop, save)",
 		                 command);
 	if (rc != 0)
 		fprintf(stderr, PROVISION_LOG_PREFIX "%s\n", err.msg);

@@ -62,6 +62,15 @@ struct provision_opts {
 	uint32_t net_job;
 	uint32_t net_node;
 	const char *net_hosts;
+	/* Checkpoints (checkpoint.c): --checkpoint-stage STAGE (root's, for
+	 * libvirt's state file and the guest's recorded shape) with --job ID and
+	 * --node NAME makes a guest that save can checkpoint; --checkpoint DIR is
+	 * the user's directory that save writes to and start restores from. */
+	const char *checkpoint_stage;
+	const char *checkpoint;
+	uint32_t job_id;
+	const char *node;
+	bool keep_running; /* save: the guest runs on after its checkpoint */
 };
 
 /* One guest's place on the job network (net.c). */
@@ -111,8 +120,35 @@ int provision_boot_files(const struct provision_opts *o, char *kernel, size_t kl
 /* Writes the plan record to path atomically (temp, fsync, rename), 0644. */
 int provision_record_plan(const struct svm_plan *plan, const char *path, struct svm_err *err);
 
+/* Shared by start, stop and save (domain.c). */
+struct _virConnect *provision_connect(const struct provision_opts *o, struct svm_err *err);
+int provision_libvirt_error(struct svm_err *err, const char *what);
+int provision_load_image(const struct provision_opts *o, struct svm_image *image,
+                         struct svm_err *err);
+/* Hands the channels' sockets libvirt made (as root) to the job's user. */
+int provision_hand_sockets(const struct provision_opts *o, struct svm_err *err);
+double provision_now_s(void);
+
+/* Checkpoints (checkpoint.c). Whether the options allow one at all. */
+int provision_checkpoint_check(const struct provision_opts *o, struct svm_err *err);
+/* Records the guest's shape (from plan, or m's when plan is NULL) and the
+ * image's digest in the stage, for save. */
+struct svm_ckpt_manifest;
+int provision_checkpoint_record_shape(const struct provision_opts *o, const struct svm_image *image,
+                                      const struct svm_plan *plan, struct svm_ckpt_manifest *m,
+                                      struct svm_err *err);
+/* Copies the job's checkpoint in (as the user, verified) and fits it to
+ * alloc: 0 with *restored and the state file's path, 1 if there is none. */
+int provision_restore_load(const struct provision_opts *o, const struct svm_image *image,
+                           const struct svm_plan *alloc, struct svm_plan *restored,
+                           struct svm_ckpt_manifest *m, char *memory_path, size_t len,
+                           struct svm_err *err);
+/* Removes the state file once libvirt has restored the guest (or failed). */
+void provision_restore_done(const struct provision_opts *o);
+
 int provision_cmd_plan(const struct provision_opts *o, struct svm_err *err);
 int provision_cmd_start(const struct provision_opts *o, struct svm_err *err);
 int provision_cmd_stop(const struct provision_opts *o, struct svm_err *err);
+int provision_cmd_save(const struct provision_opts *o, struct svm_err *err);
 
 #endif
