@@ -71,6 +71,9 @@ static const struct type_rule type_rules[] = {
         {SVM_PROTO_MSG_READY, "READY", BY_AGENT, CONNECTION},
         {SVM_PROTO_MSG_HEARTBEAT, "HEARTBEAT", BY_BOTH, CONNECTION},
         {SVM_PROTO_MSG_POWEROFF, "POWEROFF", BY_HOST, CONNECTION},
+        {SVM_PROTO_MSG_PAUSE, "PAUSE", BY_HOST, CONNECTION},
+        {SVM_PROTO_MSG_PAUSED, "PAUSED", BY_AGENT, CONNECTION},
+        {SVM_PROTO_MSG_RESUME, "RESUME", BY_HOST, CONNECTION},
         {SVM_PROTO_MSG_ERROR, "ERROR", BY_BOTH, EITHER},
         {SVM_PROTO_MSG_EXEC, "EXEC", BY_HOST, SESSION},
         {SVM_PROTO_MSG_STARTED, "STARTED", BY_AGENT, SESSION},
@@ -705,6 +708,16 @@ int svm_proto_encode_poweroff(struct svm_proto_buf *buf, struct svm_err *err)
 	return encode_empty(buf, SVM_PROTO_MSG_POWEROFF, 0, err);
 }
 
+int svm_proto_encode_connection_signal(struct svm_proto_buf *buf, enum svm_proto_type type,
+                                       struct svm_err *err)
+{
+	if (type != SVM_PROTO_MSG_PAUSE && type != SVM_PROTO_MSG_PAUSED &&
+	    type != SVM_PROTO_MSG_RESUME)
+		return svm_err_set(err, "type 0x%02x is not PAUSE, PAUSED or RESUME",
+		                   (unsigned)type);
+	return encode_empty(buf, type, 0, err);
+}
+
 int svm_proto_encode_close(struct svm_proto_buf *buf, uint32_t session, struct svm_err *err)
 {
 	return encode_empty(buf, SVM_PROTO_MSG_CLOSE, session, err);
@@ -712,10 +725,15 @@ int svm_proto_encode_close(struct svm_proto_buf *buf, uint32_t session, struct s
 
 int svm_proto_decode_empty(const struct svm_proto_frame *frame, struct svm_err *err)
 {
-	uint8_t type =
-	        frame->type == SVM_PROTO_MSG_CLOSE ? SVM_PROTO_MSG_CLOSE : SVM_PROTO_MSG_POWEROFF;
-
-	return expect_fixed(frame, type, 0, err);
+	switch (frame->type) {
+	case SVM_PROTO_MSG_CLOSE:
+	case SVM_PROTO_MSG_PAUSE:
+	case SVM_PROTO_MSG_PAUSED:
+	case SVM_PROTO_MSG_RESUME:
+		return expect_fixed(frame, frame->type, 0, err);
+	default:
+		return expect_fixed(frame, SVM_PROTO_MSG_POWEROFF, 0, err);
+	}
 }
 
 static int check_error(uint32_t code, size_t text_len, struct svm_err *err)

@@ -5,7 +5,12 @@
  * connect and disconnect. While nobody is connected the port reports POLLHUP
  * continuously and read() returns 0, so a disconnected port is left out of
  * poll() and looked at again every DOWN_RECHECK_MS. Each new connection
- * starts from HELLO; sessions never outlive their connection. */
+ * starts from HELLO. Sessions end with their connection, except across a
+ * PAUSE (version 2): the host quiesces the channel before the guest is
+ * saved, the agent answers PAUSED as its last frame and, when the host hangs
+ * up, keeps the sessions (suspended, none of their descriptors polled) for
+ * the next connection, whose first frame after HELLO takes them over
+ * (RESUME) or ends them (anything else). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -46,6 +51,9 @@ struct agent_channel {
 	int power_button; /* input device, or -1 */
 	const struct agent_config *config;
 	enum conn_state state;
+	uint16_t version; /* agreed on this connection */
+	bool paused;      /* PAUSED sent: nothing more goes out on this connection */
+	bool suspended;   /* sessions kept from a paused connection, awaiting RESUME */
 	uint32_t last_exec_id;
 	struct svm_proto_reader *reader;
 	struct out_queue out;
@@ -259,6 +267,7 @@ static int send_hello(struct agent_channel *ch)
  * the host hangs up. */
 static void connection_fail(struct agent_channel *ch, uint32_t code, const char *why)
 {
+	ch->paused = ch->suspended = false;
 	agent_send_error(ch, 0, code, "%s", why);
 	agent_sessions_kill_all(&ch->sessions);
 	ch->state = CONN_FAILED;
@@ -281,6 +290,7 @@ static void on_hello(struct agent_channel *ch, const struct svm_proto_frame *fra
 		connection_fail(ch, SVM_PROTO_E_INTERNAL, "cannot describe the guest");
 	} else {
 		ch->state = CONN_SERVING;
+		ch->version = version;
 		agent_log("host connected, protocol version %u; READY sent at %.2f s of uptime",
 		          version, agent_uptime_s());
 	}
@@ -312,6 +322,7 @@ static void on_error(struct agent_channel *ch, const struct svm_proto_frame *fra
 	if (frame->session != 0) {
 		agent_session_frame(ch, &ch->sessions, frame);
 	} else {
+		ch->paused = ch->suspended = false;
 		agent_sessions_kill_all(&ch->sessions);
 		ch->state = CONN_FAILED;
 	}
@@ -329,6 +340,54 @@ static void on_poweroff(struct agent_channel *ch, const struct svm_proto_frame *
 	agent_log("power off requested by the host");
 	agent_sessions_kill_all(&ch->sessions);
 	agent_poweroff();
+}
+
+/* PAUSE: everything queued goes out, PAUSED last; then nothing more. */
+static void on_pause(struct agent_channel *ch, const struct svm_proto_frame *frame)
+{
+	struct svm_proto_buf buf;
+	struct svm_err err;
+
+	if (svm_proto_decode_empty(frame, &err) != 0) {
+		connection_fail(ch, SVM_PROTO_E_MALFORMED, err.msg);
+	} else if (ch->config->host_commands != NULL) {
+		/* Host calls end with their connection: a guest cannot park them. */
+		connection_fail(ch, SVM_PROTO_E_STATE, "PAUSE is not for host calls");
+	} else if (ch->suspended) {
+		connection_fail(ch, SVM_PROTO_E_STATE, "PAUSE before the sessions were resumed");
+	} else if (frame_begin(ch, &buf) &&
+	           frame_end(ch, &buf,
+	                     svm_proto_encode_connection_signal(&buf, SVM_PROTO_MSG_PAUSED, &err),
+	                     &err) == 0) {
+		ch->paused = true;
+		agent_log("paused by the host with %zu sessions", ch->sessions.count);
+	}
+}
+
+static void on_resume(struct agent_channel *ch, const struct svm_proto_frame *frame)
+{
+	struct svm_err err;
+
+	if (svm_proto_decode_empty(frame, &err) != 0) {
+		connection_fail(ch, SVM_PROTO_E_MALFORMED, err.msg);
+	} else if (!ch->suspended) {
+		connection_fail(ch, SVM_PROTO_E_STATE, "RESUME without paused sessions");
+	} else {
+		ch->suspended = false;
+		agent_log("resumed %zu sessions", ch->sessions.count);
+	}
+}
+
+/* The first frame after HELLO on a connection that finds suspended sessions:
+ * RESUME takes them over; anything else means the host does not know them. */
+static void end_suspension(struct agent_channel *ch, const struct svm_proto_frame *frame)
+{
+	if (frame->type == SVM_PROTO_MSG_RESUME || !ch->suspended)
+		return;
+	agent_log("the host did not resume the %zu paused sessions: ending them",
+	          ch->sessions.count);
+	agent_sessions_kill_all(&ch->sessions);
+	ch->suspended = false;
 }
 
 static void on_exec(struct agent_channel *ch, const struct svm_proto_frame *frame)
@@ -351,22 +410,61 @@ static void on_session_frame(struct agent_channel *ch, const struct svm_proto_fr
 		                 "session %u was never opened", frame->session);
 }
 
+static void connection_up(struct agent_channel *ch);
+static void connection_down(struct agent_channel *ch);
+
+static bool is_pause_type(uint8_t type)
+{
+	return type == SVM_PROTO_MSG_PAUSE || type == SVM_PROTO_MSG_PAUSED ||
+	       type == SVM_PROTO_MSG_RESUME;
+}
+
+static void dispatch_serving(struct agent_channel *ch, const struct svm_proto_frame *frame)
+{
+	switch (frame->type) {
+	case SVM_PROTO_MSG_PAUSE:
+		on_pause(ch, frame);
+		break;
+	case SVM_PROTO_MSG_RESUME:
+		on_resume(ch, frame);
+		break;
+	case SVM_PROTO_MSG_HEARTBEAT:
+		on_heartbeat(ch, frame);
+		break;
+	case SVM_PROTO_MSG_POWEROFF:
+		on_poweroff(ch, frame);
+		break;
+	case SVM_PROTO_MSG_EXEC:
+		on_exec(ch, frame);
+		break;
+	default:
+		on_session_frame(ch, frame);
+	}
+}
+
 static void dispatch(struct agent_channel *ch, const struct svm_proto_frame *frame)
 {
-	if (frame->type == SVM_PROTO_MSG_ERROR)
+	if (frame->type == SVM_PROTO_MSG_ERROR) {
 		on_error(ch, frame);
-	else if (frame->type == SVM_PROTO_MSG_HELLO)
+	} else if (frame->type == SVM_PROTO_MSG_HELLO) {
+		/* Nothing follows PAUSE on a connection: a HELLO is a new one,
+		 * whose hang-up and reconnect the guest, saved meanwhile, saw as
+		 * one event. */
+		if (ch->paused) {
+			connection_down(ch);
+			connection_up(ch);
+		}
 		on_hello(ch, frame);
-	else if (ch->state == CONN_HELLO)
+	} else if (ch->state == CONN_HELLO) {
 		connection_fail(ch, SVM_PROTO_E_STATE, "the first frame must be HELLO");
-	else if (frame->type == SVM_PROTO_MSG_HEARTBEAT)
-		on_heartbeat(ch, frame);
-	else if (frame->type == SVM_PROTO_MSG_POWEROFF)
-		on_poweroff(ch, frame);
-	else if (frame->type == SVM_PROTO_MSG_EXEC)
-		on_exec(ch, frame);
-	else
-		on_session_frame(ch, frame);
+	} else if (ch->paused) {
+		connection_fail(ch, SVM_PROTO_E_STATE, "a frame after PAUSE");
+	} else if (is_pause_type(frame->type) && ch->version < SVM_PROTO_VERSION_PAUSE) {
+		connection_fail(ch, SVM_PROTO_E_UNKNOWN_TYPE, "PAUSE and RESUME need version 2");
+	} else {
+		end_suspension(ch, frame);
+		dispatch_serving(ch, frame);
+	}
 }
 
 /* ---- the port ---- */
@@ -375,7 +473,10 @@ static void connection_up(struct agent_channel *ch)
 {
 	svm_proto_reader_init(ch->reader, SVM_PROTO_HOST);
 	ch->out.head = ch->out.len = 0;
-	ch->last_exec_id = 0;
+	ch->version = 0;
+	/* Kept sessions keep their ids: a new EXEC must not reuse one. */
+	if (!ch->suspended)
+		ch->last_exec_id = 0;
 	ch->state = CONN_HELLO;
 	send_hello(ch);
 }
@@ -384,7 +485,15 @@ static void connection_down(struct agent_channel *ch)
 {
 	if (ch->state != CONN_DOWN)
 		agent_log("host disconnected");
-	agent_sessions_kill_all(&ch->sessions);
+	if (ch->paused) {
+		ch->paused = false;
+		ch->suspended = true;
+		ch->out.head = ch->out.len = 0;
+		ch->state = CONN_DOWN;
+		return;
+	}
+	if (!ch->suspended)
+		agent_sessions_kill_all(&ch->sessions);
 	/* Host mode: QEMU closed the port's socket, the guest is gone. */
 	if (ch->config->host_commands != NULL)
 		agent_poweroff();
@@ -526,6 +635,13 @@ struct agent_channel *agent_channel_new(int port, int power_button,
 	return ch;
 }
 
+/* Paused or suspended sessions make no frames: none of their descriptors is
+ * looked at (their programs block on full pipes) and no EXIT goes out. */
+static bool sessions_quiet(const struct agent_channel *ch)
+{
+	return ch->paused || ch->suspended;
+}
+
 /* Poll slots: the signals, the power button, then the port while a host is
  * connected, then the sessions' descriptors. */
 enum { SLOT_SIGNALS, SLOT_POWER_BUTTON, SLOT_PORT };
@@ -550,7 +666,8 @@ static int build_poll_set(struct agent_channel *ch, struct pollfd **fds, size_t 
 		(*fds)[(*n)++] = (struct pollfd){
 		        .fd = ch->port,
 		        .events = (short)(POLLIN | (ch->out.len > ch->out.head ? POLLOUT : 0))};
-	*n += agent_sessions_fill_poll(ch, &ch->sessions, *fds + *n);
+	if (!sessions_quiet(ch))
+		*n += agent_sessions_fill_poll(ch, &ch->sessions, *fds + *n);
 	return 0;
 }
 
@@ -565,10 +682,13 @@ static void handle_events(struct agent_channel *ch, const struct pollfd *fds, bo
 		agent_sessions_kill_all(&ch->sessions);
 		agent_poweroff();
 	}
-	agent_sessions_handle_poll(ch, &ch->sessions, fds + SLOT_PORT + (port_polled ? 1 : 0));
+	if (!sessions_quiet(ch))
+		agent_sessions_handle_poll(ch, &ch->sessions,
+		                           fds + SLOT_PORT + (port_polled ? 1 : 0));
 	if (port_polled && (fds[SLOT_PORT].revents & (POLLIN | POLLHUP | POLLERR)) != 0)
 		read_port(ch);
-	agent_sessions_finish(ch, &ch->sessions);
+	if (!sessions_quiet(ch))
+		agent_sessions_finish(ch, &ch->sessions);
 	flush_port(ch);
 }
 

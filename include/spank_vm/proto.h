@@ -16,8 +16,10 @@
 #include "spank_vm/error.h"
 
 #define SVM_PROTO_VERSION_MIN 1
-#define SVM_PROTO_VERSION_MAX 1
-#define SVM_PROTO_MAGIC       "SVMP" /* first 4 payload bytes of HELLO */
+#define SVM_PROTO_VERSION_MAX 2
+/* PAUSE, PAUSED and RESUME need version 2 on the connection. */
+#define SVM_PROTO_VERSION_PAUSE 2
+#define SVM_PROTO_MAGIC         "SVMP" /* first 4 payload bytes of HELLO */
 
 #define SVM_PROTO_HEADER_SIZE 12
 #define SVM_PROTO_MAX_PAYLOAD 65536u
@@ -49,6 +51,11 @@ enum svm_proto_type {
 	SVM_PROTO_MSG_READY = 0x02,
 	SVM_PROTO_MSG_HEARTBEAT = 0x03,
 	SVM_PROTO_MSG_POWEROFF = 0x04,
+	/* Version 2: the host quiesces the channel before the guest is saved,
+	 * and takes its sessions over on the next connection. */
+	SVM_PROTO_MSG_PAUSE = 0x06,
+	SVM_PROTO_MSG_PAUSED = 0x07,
+	SVM_PROTO_MSG_RESUME = 0x08,
 	/* Either: session 0 for the connection, nonzero for one session. */
 	SVM_PROTO_MSG_ERROR = 0x05,
 	/* Session messages: nonzero session id. */
@@ -206,6 +213,9 @@ int svm_proto_decode_heartbeat(const struct svm_proto_frame *frame, uint64_t *no
                                struct svm_err *err);
 
 int svm_proto_encode_poweroff(struct svm_proto_buf *buf, struct svm_err *err);
+/* PAUSE, PAUSED, RESUME: connection messages without payload. */
+int svm_proto_encode_connection_signal(struct svm_proto_buf *buf, enum svm_proto_type type,
+                                       struct svm_err *err);
 
 /* session 0: an error of the whole connection. text need not be NUL-terminated. */
 int svm_proto_encode_error(struct svm_proto_buf *buf, uint32_t session, uint32_t code,
@@ -213,7 +223,7 @@ int svm_proto_encode_error(struct svm_proto_buf *buf, uint32_t session, uint32_t
 int svm_proto_decode_error(const struct svm_proto_frame *frame, struct svm_proto_error *error,
                            struct svm_err *err);
 
-/* POWEROFF and CLOSE: the payload must be empty. */
+/* POWEROFF, PAUSE, PAUSED, RESUME and CLOSE: the payload must be empty. */
 int svm_proto_decode_empty(const struct svm_proto_frame *frame, struct svm_err *err);
 
 /* ---- Sessions --------------------------------------------------------------- */

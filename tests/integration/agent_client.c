@@ -8,15 +8,19 @@
  *                [--group N]... [--cwd DIR] [--env NAME=VALUE]... [--stdin]
  *                [--umask OCTAL] [--extra-fd N] [--parallel N]
  *                [--bad-frame flags|oversize|version]
- *                [--poweroff] [-- COMMAND...]
+ *                [--poweroff] [--pause-after BYTES --pause-run SHELL-COMMAND]
+ *                [-- COMMAND...]
  *
  * --extra-fd opens the extra stream at fd N (its bytes are printed on
  * stdout; the client sends none). --ready prints the READY fields.
  * --bad-frame sends a faulty frame and prints the ERROR the agent answers:
  * flags (a HEARTBEAT with nonzero flags, after READY), oversize (a header
  * announcing 65537 payload bytes, after READY), version (a HELLO offering
- * only version 99, instead of the real one). Exit 124: timeout, 125: the agent refused or failed
- * (ERROR), 2: usage. */
+ * only version 99, instead of the real one). --pause-after: once BYTES of
+ * stdout have arrived, PAUSE the channel, wait for PAUSED, hang up, run
+ * SHELL-COMMAND (a checkpoint of the guest, say), connect again, RESUME the
+ * session and relay on; stderr then says "resumed on boot id ID". Exit 124: timeout, 125: the agent
+ * refused or failed (ERROR), 2: usage. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -54,6 +58,11 @@ struct client {
 	size_t nsessions;
 	struct client_session sessions[MAX_PARALLEL];
 	int refused;
+	const char *socket_path;
+	uint64_t stdout_bytes;
+	uint64_t pause_after; /* 0: never */
+	const char *pause_run;
+	bool paused_once;
 };
 
 static struct svm_proto_exec request;
@@ -272,6 +281,8 @@ static void on_data(struct client *c, const struct svm_proto_frame *frame)
 		die(1, "bad DATA from the agent");
 	if (svm_proto_recv_window_receive(&s->out_window[d.stream], d.bytes.len, &err) != 0)
 		die(1, err.msg);
+	if (d.stream == SVM_PROTO_STDOUT)
+		c->stdout_bytes += d.bytes.len;
 	/* The extra stream's bytes go to stdout too: the tests only read them. */
 	write_all(d.stream == SVM_PROTO_STDERR ? STDERR_FILENO : STDOUT_FILENO, d.bytes.data,
 	          d.bytes.len);
@@ -352,6 +363,57 @@ static bool all_closed(const struct client *c)
 	return true;
 }
 
+static void send_connection_signal(struct client *c, enum svm_proto_type type)
+{
+	struct svm_proto_buf buf;
+	struct svm_err err;
+
+	svm_proto_buf_init(&buf, c->out, sizeof(c->out));
+	if (svm_proto_encode_connection_signal(&buf, type, &err) != 0)
+		die(1, err.msg);
+	send_buf(c, &buf);
+}
+
+static void print_boot_id(const struct svm_proto_frame *frame)
+{
+	struct svm_proto_ready ready;
+	struct svm_err err;
+
+	if (svm_proto_decode_ready(frame, &ready, &err) != 0)
+		die(1, err.msg);
+	fprintf(stderr, "agent_client: resumed on boot id %.*s\n", (int)ready.boot_id.len,
+	        (const char *)ready.boot_id.data);
+}
+
+/* PAUSE, relay until PAUSED, hang up, run the command, connect, RESUME. */
+static void pause_and_resume(struct client *c)
+{
+	struct svm_proto_frame frame;
+	int status;
+
+	c->paused_once = true;
+	send_connection_signal(c, SVM_PROTO_MSG_PAUSE);
+	for (;;) {
+		next_frame(c, &frame);
+		if (frame.type == SVM_PROTO_MSG_PAUSED)
+			break;
+		on_frame(c, &frame);
+	}
+	close(c->fd);
+	status = system(c->pause_run);
+	if (status != 0)
+		die(1, "the command run during the pause failed");
+	c->fd = connect_socket(c->socket_path);
+	svm_proto_reader_init(&c->reader, SVM_PROTO_AGENT);
+	c->pos = c->have = 0;
+	send_hello(c, BAD_NONE);
+	do
+		next_frame(c, &frame);
+	while (frame.type != SVM_PROTO_MSG_READY);
+	print_boot_id(&frame);
+	send_connection_signal(c, SVM_PROTO_MSG_RESUME);
+}
+
 static void relay(struct client *c)
 {
 	struct svm_proto_frame frame;
@@ -373,6 +435,8 @@ static void relay(struct client *c)
 		}
 		next_frame(c, &frame);
 		on_frame(c, &frame);
+		if (c->pause_after > 0 && !c->paused_once && c->stdout_bytes >= c->pause_after)
+			pause_and_resume(c);
 	}
 }
 
@@ -483,6 +547,8 @@ static const struct option options[] = {
         {"bad-frame", required_argument, NULL, 'b'},
         {"poweroff", no_argument, NULL, 'P'},
         {"extra-fd", required_argument, NULL, 'x'},
+        {"pause-after", required_argument, NULL, 'A'},
+        {"pause-run", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
 };
 
@@ -555,11 +621,18 @@ static void parse_args(int argc, char **argv, struct client *c, struct client_ar
 			o->bad_frame = bad_frame_kind(optarg);
 		else if (opt == 'P')
 			o->poweroff = true;
+		else if (opt == 'A')
+			c->pause_after = number(optarg);
+		else if (opt == 'R')
+			c->pause_run = optarg;
 		else if (!request_option(opt, optarg, c))
 			die(2, "usage: see the header of agent_client.c");
 	}
 	if (o->socket_path == NULL || c->nsessions < 1 || c->nsessions > MAX_PARALLEL)
 		die(2, "--socket is required; --parallel 1..64");
+	if ((c->pause_after > 0) != (c->pause_run != NULL))
+		die(2, "--pause-after and --pause-run go together");
+	c->socket_path = o->socket_path;
 	for (int i = optind; i < argc; i++)
 		if (svm_proto_exec_add_arg(&request, argv[i], strlen(argv[i]), &err) != 0)
 			die(2, err.msg);

@@ -4,7 +4,8 @@
 # seconds in a process of its own. `save --keep-running` writes a checkpoint
 # and the guest runs on; `save` stops it; `start --checkpoint` on the other
 # core restores it: the same kernel (boot id), the count going on from where
-# it was, the vCPU pinned to the new core. The checkpoint's files are the
+# it was, the vCPU pinned to the new core. A session streaming through a
+# checkpoint (PAUSE, save, RESUME) loses no byte. The checkpoint's files are the
 # user's; a truncated or altered one, or one that does not fit the new
 # allocation, is refused with the reason and leaves no guest and no state
 # file; a guest with a host share cannot be made checkpointable.
@@ -85,6 +86,21 @@ wait_until 60 "the guest to answer after its checkpoint" test -S "$GUEST_SOCK"
 before=$(count)
 wait_until 60 "the count to go on after the checkpoint" count_above "$before"
 assert_eq "$boot_id" "$(grun -- cat /proc/sys/kernel/random/boot_id)" "boot id after save --keep-running"
+
+# A session streaming through a checkpoint: the client PAUSEs the channel
+# (the agent answers PAUSED after all it had queued), hangs up, the guest is
+# saved and resumed, the client connects again and RESUMEs the session: its
+# stdout arrives whole, in order, and its exit status follows.
+errs="$IMAGES/stream.err"
+rc=0
+streamed=$(grun --timeout 180 --pause-after 100000 \
+	--pause-run "$SPANK_VM_PROVISION save --name $GUEST_NAME --owner $owner --dir $GUEST_DIR --checkpoint-stage $STAGE --checkpoint $CKPT --keep-running >/dev/null" \
+	-- sh -c 'seq 1 200000; exit 3' 2>"$errs" | sha256sum) || rc=$?
+assert_eq "$(seq 1 200000 | sha256sum)" "$streamed" "stdout of a session across PAUSE, save, RESUME"
+assert_eq 3 "$rc" "the exit status of the session across the checkpoint"
+assert_contains "$(cat "$errs")" "resumed on boot id $boot_id" "the client's reconnect"
+assert_eq 3 "$(grun --timeout 180 --pause-after 1 --pause-run true -- sh -c 'echo x; exit 3' \
+	>/dev/null 2>&1; echo $?)" "a session paused and resumed at once (no save)"
 
 # Saved and stopped, then restored on the other core.
 save >/dev/null || fail "save failed"

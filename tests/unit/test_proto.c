@@ -152,6 +152,27 @@ static void test_connection_messages_round_trip(void **state)
 	assert_int_equal(frame.type, SVM_PROTO_MSG_POWEROFF);
 	assert_int_equal(svm_proto_decode_empty(&frame, &err), 0);
 
+	/* Version 2's quiescing: PAUSE and RESUME from the host, PAUSED from
+	 * the agent, each only in its direction. */
+	for (int i = 0; i < 3; i++) {
+		static const uint8_t types[] = {SVM_PROTO_MSG_PAUSE, SVM_PROTO_MSG_PAUSED,
+		                                SVM_PROTO_MSG_RESUME};
+		enum svm_proto_peer sender =
+		        types[i] == SVM_PROTO_MSG_PAUSED ? SVM_PROTO_AGENT : SVM_PROTO_HOST;
+		enum svm_proto_peer other =
+		        sender == SVM_PROTO_HOST ? SVM_PROTO_AGENT : SVM_PROTO_HOST;
+
+		svm_proto_buf_init(&buf, wire, sizeof(wire));
+		assert_int_equal(svm_proto_encode_connection_signal(&buf, types[i], &err), 0);
+		read_one(sender, &buf, &frame);
+		assert_int_equal(frame.type, types[i]);
+		assert_int_equal(frame.session, 0);
+		assert_int_equal(svm_proto_decode_empty(&frame, &err), 0);
+		assert_int_equal(feed_all(other, buf.data, buf.len, &err), -1);
+	}
+	svm_proto_buf_init(&buf, wire, sizeof(wire));
+	assert_int_equal(svm_proto_encode_connection_signal(&buf, SVM_PROTO_MSG_CLOSE, &err), -1);
+
 	for (uint32_t session = 0; session < 2; session++) {
 		svm_proto_buf_init(&buf, wire, sizeof(wire));
 		assert_int_equal(svm_proto_encode_error(&buf, session, SVM_PROTO_E_VERSION,
@@ -750,6 +771,9 @@ static void test_fixed_payloads_with_bad_values_are_refused(void **state)
 	        {SVM_PROTO_MSG_HEARTBEAT, "1234567", 7, "payload is 7 bytes, expected 8"},
 	        {SVM_PROTO_MSG_POWEROFF, "x", 1, "payload is 1 bytes, expected 0"},
 	        {SVM_PROTO_MSG_CLOSE, "x", 1, "CLOSE: payload is 1 bytes"},
+	        {SVM_PROTO_MSG_PAUSE, "x", 1, "PAUSE: payload is 1 bytes"},
+	        {SVM_PROTO_MSG_PAUSED, "xy", 2, "PAUSED: payload is 2 bytes"},
+	        {SVM_PROTO_MSG_RESUME, "x", 1, "RESUME: payload is 1 bytes"},
 	        {SVM_PROTO_MSG_ERROR, "\0\0\0\0oops", 8, "code 0 is not an error"},
 	        {SVM_PROTO_MSG_ERROR, "\1\0", 2, "expected at least 4"},
 	        {SVM_PROTO_MSG_STARTED, "\0\0\0\0", 4, "pid 0 is outside"},
