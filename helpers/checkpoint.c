@@ -1,11 +1,11 @@
 #include <ctype.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "spank_vm/checkpoint.h"
+#include "spank_vm/text_writer.h"
 
 #define LINE_MAX_LEN 16384
 /* 2^53 MiB of RAM or bytes of a file would be a corrupt manifest, not a guest. */
@@ -104,66 +104,42 @@ static int check_manifest(const struct svm_ckpt_manifest *m, struct svm_err *err
 
 /* ---- encode ---- */
 
-struct writer {
-	char *buf;
-	size_t len, used;
-	bool overflow;
-};
-
-static void put(struct writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct writer *w, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (w->overflow)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(w->buf + w->used, w->len - w->used, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= w->len - w->used)
-		w->overflow = true;
-	else
-		w->used += (size_t)n;
-}
-
-static void put_cells(struct writer *w, const struct svm_ckpt_manifest *m)
+static void put_cells(struct svm_text_writer *w, const struct svm_ckpt_manifest *m)
 {
 	char list[LINE_MAX_LEN];
 
-	put(w, "cells=");
+	svm_text_put(w, "cells=");
 	for (unsigned i = 0; i < m->ncells; i++) {
 		if (svm_cpuset_format(&m->cells[i].vcpus, list, sizeof(list)) >= sizeof(list))
 			w->overflow = true;
-		put(w, "%s%s:%" PRIu64 ":%" PRIu64, i ? ";" : "", list, m->cells[i].mem_mib,
-		    m->cells[i].hugepages);
+		svm_text_put(w, "%s%s:%" PRIu64 ":%" PRIu64, i ? ";" : "", list,
+		             m->cells[i].mem_mib, m->cells[i].hugepages);
 	}
-	put(w, "\n");
+	svm_text_put(w, "\n");
 }
 
 int svm_ckpt_manifest_encode(const struct svm_ckpt_manifest *m, char *buf, size_t len,
                              struct svm_err *err)
 {
-	struct writer w = {buf, len, 0, false};
+	struct svm_text_writer w = {buf, len, 0, false};
 
 	if (len == 0)
 		return svm_err_set(err, "checkpoint manifest: no room");
 	buf[0] = '\0';
 	if (check_manifest(m, err) != 0)
 		return -1;
-	put(&w, "format=%u\njob=%" PRIu32 "\nnode=%s\nsaved_at=%" PRId64 "\n", m->format, m->job_id,
-	    m->node, m->saved_at);
-	put(&w, "hypervisor=%s\nimage=%s\nimage_digest=%s\n", svm_hypervisor_name(m->hypervisor),
-	    m->image, m->image_digest);
-	put(&w, "vcpus=%u\ntopology=%ux%ux%u\nx2apic=%s\n", m->nvcpus, m->sockets, m->cores,
-	    m->threads, m->x2apic ? "yes" : "no");
+	svm_text_put(&w, "format=%u\njob=%" PRIu32 "\nnode=%s\nsaved_at=%" PRId64 "\n", m->format,
+	             m->job_id, m->node, m->saved_at);
+	svm_text_put(&w, "hypervisor=%s\nimage=%s\nimage_digest=%s\n",
+	             svm_hypervisor_name(m->hypervisor), m->image, m->image_digest);
+	svm_text_put(&w, "vcpus=%u\ntopology=%ux%ux%u\nx2apic=%s\n", m->nvcpus, m->sockets,
+	             m->cores, m->threads, m->x2apic ? "yes" : "no");
 	put_cells(&w, m);
-	put(&w, "guest_mib=%" PRIu64 "\nhugepages=%s\n", m->guest_mib,
-	    svm_hugepages_name(m->hugepages));
+	svm_text_put(&w, "guest_mib=%" PRIu64 "\nhugepages=%s\n", m->guest_mib,
+	             svm_hugepages_name(m->hugepages));
 	for (int i = 0; i < SVM_CKPT_NFILES; i++)
-		put(&w, "file.%s=%" PRIu64 ":%s\n", file_names[i], m->files[i].size,
-		    m->files[i].sha256);
+		svm_text_put(&w, "file.%s=%" PRIu64 ":%s\n", file_names[i], m->files[i].size,
+		             m->files[i].sha256);
 	if (w.overflow)
 		return svm_err_set(err, "checkpoint manifest does not fit in %zu bytes", len);
 	return 0;
