@@ -24,6 +24,9 @@ const struct svm_config_key svm_config_keys[] = {
         {"min_guest_mem", "a size, e.g. 128M", "128M", "smallest guest RAM that is accepted"},
         {"boot_timeout", "1 to 3600 (seconds)", "60",
          "how long tasks wait for the guest to be ready before failing"},
+        {"heartbeat_timeout", "10 to 3600 (seconds)", "60",
+         "how long a running guest may send nothing, not even a HEARTBEAT answer, before "
+         "its tasks fail as a hung guest"},
         {"policy", "optin, always", "optin",
          "always: every job runs in the default guest, --vm or not"},
         {"hard_limit", "yes, no", "yes",
@@ -52,6 +55,7 @@ void svm_config_defaults(struct svm_config *cfg)
 	cfg->mem_reserve_mib = 256;
 	cfg->min_guest_mib = 128;
 	cfg->boot_timeout_s = 60;
+	cfg->heartbeat_timeout_s = 60;
 	cfg->policy = SVM_POLICY_OPTIN;
 	cfg->hard_limit = true;
 	snprintf(cfg->slurm_commands, sizeof(cfg->slurm_commands), "%s", SPANK_VM_SLURM_BINDIR);
@@ -93,6 +97,8 @@ static int apply_key(struct svm_config *cfg, const char *key, const char *value,
 		return svm_parse_size_mib(value, &cfg->min_guest_mib, err);
 	if (strcmp(key, "boot_timeout") == 0)
 		return svm_parse_uint(value, 1, 3600, &cfg->boot_timeout_s, err);
+	if (strcmp(key, "heartbeat_timeout") == 0)
+		return svm_parse_uint(value, 10, 3600, &cfg->heartbeat_timeout_s, err);
 	if (strcmp(key, "policy") == 0)
 		return svm_parse_policy(value, &cfg->policy, err);
 	if (strcmp(key, "hard_limit") == 0)

@@ -237,11 +237,8 @@ void svm_guest_stop(uint32_t job_id)
 
 /* ---- the mux: one per guest, the job's user's end of the agent channel ---- */
 
-#define MUX_HELPER "spank-vm-mux"
-/* A guest that crashes closes its channel at once; this bounds only a hung
- * one. Generous: a TCG guest whose vCPUs all spin in MPI answers late. */
-#define HEARTBEAT_TIMEOUT_S "30"
-#define MUX_PID_FILE        "mux.pid"
+#define MUX_HELPER   "spank-vm-mux"
+#define MUX_PID_FILE "mux.pid"
 
 static int open_ready_file(const char *guest_dir)
 {
@@ -302,7 +299,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 	char dir[SVM_PATH_MAX + 32], agent[SVM_PATH_MAX + 48], listen[SVM_PATH_MAX + 48];
 	char log[SVM_PATH_MAX + 48], exe[SVM_PATH_MAX + 32], uid[16], gid[16], timeout[16];
 	char console[SVM_PATH_MAX + 48], hostcall[SVM_PATH_MAX + 48];
-	char pid_text[16];
+	char pid_text[16], heartbeat_timeout[16];
 	struct svm_err err;
 	int ready_fd;
 	pid_t pid;
@@ -317,6 +314,9 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 	snprintf(uid, sizeof(uid), "%u", (unsigned)job->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)job->gid);
 	snprintf(timeout, sizeof(timeout), "%u", (unsigned)svm_plugin.config.boot_timeout_s);
+	/* A guest that crashes closes its channel at once; this bounds only a hung one. */
+	snprintf(heartbeat_timeout, sizeof(heartbeat_timeout), "%u",
+	         (unsigned)svm_plugin.config.heartbeat_timeout_s);
 	{
 		char *argv[] = {exe,
 		                "--foreground",
@@ -337,7 +337,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 		                "--console",
 		                console,
 		                "--heartbeat-timeout",
-		                HEARTBEAT_TIMEOUT_S,
+		                heartbeat_timeout,
 		                NULL,
 		                NULL,
 		                NULL,

@@ -23,6 +23,9 @@
 /* How long a stand-in waits for the mux's socket: the host connects its
  * end right after the guest's READY, in well under a second. */
 #define STANDIN_WAIT_S "30"
+/* The host's end dying hangs the port up at once; the heartbeat catches only
+ * a hung one. Generous: under busy-polling ranks this mux itself runs late. */
+#define HOST_SILENCE_S "120"
 
 /* 'text' for /bin/sh: every ' becomes '\'' */
 static int put_quoted(FILE *f, const char *text)
@@ -112,6 +115,8 @@ static void exec_mux(const struct agent_config *config, char *port_dev)
 	                CALL_SOCKET,
 	                "--ready-timeout",
 	                "600",
+	                "--heartbeat-timeout",
+	                HOST_SILENCE_S,
 	                NULL};
 
 	snprintf(exe, sizeof(exe), "%s/spank-vm-mux", config->hostcall_helpers);

@@ -129,8 +129,10 @@ static void read_agent(struct mux *m)
 		mux_agent_lost(m, "reading the channel: %s", strerror(errno));
 	else if (n == 0)
 		mux_agent_lost(m, "the guest closed the channel");
-	else
+	else {
+		m->agent_heard = mux_now();
 		mux_agent_input(m, read_buf, (size_t)n);
+	}
 }
 
 static void read_client(struct mux *m, struct mux_client *c)
@@ -145,9 +147,17 @@ static void read_client(struct mux *m, struct mux_client *c)
 		mux_client_input(m, c, read_buf, (size_t)n);
 }
 
+/* The agent is alive while anything comes from it: a guest whose vCPUs spin
+ * in MPI (under TCG, or oversubscribed) answers a HEARTBEAT late behind its
+ * other frames, and only silence past the timeout means it hangs. */
+static double silent_since(const struct mux *m)
+{
+	return m->agent_heard > m->heartbeat_sent ? m->agent_heard : m->heartbeat_sent;
+}
+
 static void heartbeat(struct mux *m, double now)
 {
-	if (m->heartbeat_sent > 0 && now - m->heartbeat_sent >= m->opts->heartbeat_timeout) {
+	if (m->heartbeat_sent > 0 && now - silent_since(m) >= m->opts->heartbeat_timeout) {
 		mux_agent_lost(m, "no HEARTBEAT answer within %.1f s", m->opts->heartbeat_timeout);
 		return;
 	}
@@ -161,7 +171,7 @@ static void heartbeat(struct mux *m, double now)
 
 static int poll_timeout_ms(const struct mux *m, double now)
 {
-	double next = m->heartbeat_sent > 0 ? m->heartbeat_sent + m->opts->heartbeat_timeout
+	double next = m->heartbeat_sent > 0 ? silent_since(m) + m->opts->heartbeat_timeout
 	                                    : m->heartbeat_due;
 
 	if (!m->agent_ready)

@@ -34,8 +34,9 @@ struct mux_opts {
 	const char *console_path;  /* the guest's console log: why it never got ready */
 	double ready_timeout;      /* seconds for connect + HELLO + READY */
 	double heartbeat_interval; /* seconds between HEARTBEATs */
-	double heartbeat_timeout;  /* an unanswered HEARTBEAT this old: the agent is dead */
-	int ready_fd;              /* -1: none */
+	double heartbeat_timeout; /* silent this long with a HEARTBEAT unanswered: the agent is dead
+	                           */
+	int ready_fd;             /* -1: none */
 	bool foreground;
 	bool have_uid, have_gid;
 	uid_t uid;
@@ -93,6 +94,7 @@ struct mux {
 	uint64_t heartbeat_nonce;
 	double heartbeat_sent; /* 0: no HEARTBEAT outstanding */
 	double heartbeat_due;  /* when the next one goes out */
+	double agent_heard;    /* when bytes last came from the agent */
 	bool stop;             /* leave the loop */
 	int exit_code;
 	char stop_reason[SVM_ERR_MAX + 64];

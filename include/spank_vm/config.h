@@ -20,6 +20,9 @@ struct svm_config {
 	uint64_t mem_reserve_mib;
 	uint64_t min_guest_mib;
 	uint64_t boot_timeout_s;
+	/* A guest silent this long while a HEARTBEAT is outstanding is hung:
+	 * generous, since a guest starved by busy-polling ranks is slow, not dead */
+	uint64_t heartbeat_timeout_s;
 	enum svm_policy policy;
 	bool hard_limit; /* <memtune><hard_limit> = job memory on each guest */
 	/* The host's directory of Slurm's commands, which a guest's srun,

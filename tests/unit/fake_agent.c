@@ -2,9 +2,11 @@
  * it listens on a unix socket as QEMU's channel does, speaks the agent side
  * of doc/protocol.md, and runs each EXEC on this host with fork/exec.
  *
- *   fake_agent --listen PATH [--no-ready] [--ready-file PATH]
+ *   fake_agent --listen PATH [--no-ready] [--no-heartbeat] [--ready-file PATH]
  *
  * --no-ready: HELLO but never READY (a guest that does not come up).
+ * --no-heartbeat: HEARTBEATs go unanswered (a guest too busy to answer them
+ *   in time: only its other frames show that it lives).
  * --ready-file: created once listening, so tests wait on a file, not a sleep. */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +55,7 @@ static struct svm_proto_reader reader;
 static struct svm_proto_exec exec_req;
 static uint32_t last_id;
 static bool no_ready;
+static bool no_heartbeat;
 static uint8_t buf[256 * 1024];
 
 static void die(const char *what)
@@ -344,7 +347,7 @@ static void on_frame(const struct svm_proto_frame *f)
 			send_ready();
 		return;
 	case SVM_PROTO_MSG_HEARTBEAT:
-		if (svm_proto_decode_heartbeat(f, &nonce, &err) == 0) {
+		if (!no_heartbeat && svm_proto_decode_heartbeat(f, &nonce, &err) == 0) {
 			struct svm_proto_buf b = reserve(64);
 
 			commit_or_die(&b, svm_proto_encode_heartbeat(&b, nonce, &err), &err);
@@ -592,10 +595,12 @@ int main(int argc, char **argv)
 			ready_file = argv[++i];
 		else if (strcmp(argv[i], "--no-ready") == 0)
 			no_ready = true;
+		else if (strcmp(argv[i], "--no-heartbeat") == 0)
+			no_heartbeat = true;
 	}
 	if (path == NULL) {
-		fprintf(stderr,
-		        "usage: fake_agent --listen PATH [--no-ready] [--ready-file PATH]\n");
+		fprintf(stderr, "usage: fake_agent --listen PATH [--no-ready] [--no-heartbeat] "
+		                "[--ready-file PATH]\n");
 		return 64;
 	}
 	signal(SIGPIPE, SIG_IGN);

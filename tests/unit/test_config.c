@@ -34,6 +34,7 @@ static void test_defaults_are_documented_values(void **state)
 	assert_string_equal(cfg.default_image, "host");
 	assert_int_equal(cfg.mem_reserve_mib, 256);
 	assert_int_equal(cfg.boot_timeout_s, 60);
+	assert_int_equal(cfg.heartbeat_timeout_s, 60);
 	assert_int_equal(cfg.policy, SVM_POLICY_OPTIN);
 	assert_true(cfg.hard_limit);
 	assert_int_equal(parse(&cfg, &err, 1, "hard_limit=no"), 0);
@@ -65,11 +66,11 @@ static void test_every_key_is_parsed(void **state)
 	struct svm_err err;
 
 	(void)state;
-	assert_int_equal(parse(&cfg, &err, 11, "hypervisor=qemu", "image_dir=/img",
+	assert_int_equal(parse(&cfg, &err, 12, "hypervisor=qemu", "image_dir=/img",
 	                       "default_image=centos7", "runtime_dir=/run/x",
 	                       "helper_dir=/usr/lib/x", "kernel=/boot/k", "initrd=/boot/i",
 	                       "mem_reserve=1G", "min_guest_mem=64M", "boot_timeout=120",
-	                       "policy=always"),
+	                       "heartbeat_timeout=300", "policy=always"),
 	                 0);
 	assert_int_equal(cfg.hypervisor, SVM_HV_QEMU);
 	assert_string_equal(cfg.image_dir, "/img");
@@ -81,6 +82,7 @@ static void test_every_key_is_parsed(void **state)
 	assert_int_equal(cfg.mem_reserve_mib, 1024);
 	assert_int_equal(cfg.min_guest_mib, 64);
 	assert_int_equal(cfg.boot_timeout_s, 120);
+	assert_int_equal(cfg.heartbeat_timeout_s, 300);
 	assert_int_equal(cfg.policy, SVM_POLICY_ALWAYS);
 }
 
@@ -112,6 +114,9 @@ static void test_bad_values_name_key_and_accepted_values(void **state)
 	assert_int_equal(parse(&cfg, &err, 1, "mem_reserve=lots"), -1);
 	assert_non_null(strstr(err.msg, "mem_reserve"));
 	assert_int_equal(parse(&cfg, &err, 1, "boot_timeout=0"), -1);
+	assert_int_equal(parse(&cfg, &err, 1, "heartbeat_timeout=5"), -1);
+	assert_string_equal(err.msg, "plugstack.conf: heartbeat_timeout: 5 is out of range "
+	                             "(accepted: 10 to 3600)");
 	assert_int_equal(parse(&cfg, &err, 1, "default_image=../x"), -1);
 }
 
@@ -138,7 +143,7 @@ static void test_key_table_documents_every_key(void **state)
 		assert_non_null(k->default_value);
 		assert_true(strlen(k->meaning) > 10);
 	}
-	assert_int_equal(n, 15);
+	assert_int_equal(n, 16);
 }
 
 static void test_runtime_dir_expands_node_name(void **state)

@@ -49,14 +49,16 @@ gone() {
 	! kill -0 "$1" 2>/dev/null
 }
 
-# start_guest NAME [mux options...]: a fake agent and a mux on $WORK/NAME.
+# start_guest NAME [mux options...]: a fake agent (with AGENT_EXTRA's options)
+# and a mux on $WORK/NAME.
+AGENT_EXTRA=()
 start_guest() {
 	local name="$1"
 	shift
 	local dir="$WORK/$name"
 	mkdir -p "$dir"
 	chmod 0711 "$dir"
-	"$AGENT" --listen "$dir/agent.sock" --ready-file "$dir/agent.ready" \
+	"$AGENT" --listen "$dir/agent.sock" --ready-file "$dir/agent.ready" "${AGENT_EXTRA[@]}" \
 		>"$dir/agent.out" 2>&1 &
 	PIDS+=("$!")
 	echo "$!" >"$dir/agent.pid"
@@ -285,6 +287,24 @@ expect_eq "agent hung: heartbeat fails the session (76)" "$rc" 76
 [ $((SECONDS - start)) -le 5 ] || fail "the heartbeat took $((SECONDS - start)) s"
 grep -q 'HEARTBEAT' "$WORK/hung.err" && pass "heartbeat message: $(cat "$WORK/hung.err")" ||
 	fail "heartbeat message: $(cat "$WORK/hung.err")"
+
+# A guest too busy to answer HEARTBEATs (MPI ranks spinning on every vCPU)
+# lives while its frames come; only silence past the timeout fails it.
+AGENT_EXTRA=(--no-heartbeat)
+start_guest busy --heartbeat 0.3 --heartbeat-timeout 1.5
+AGENT_EXTRA=()
+start=$SECONDS
+rc=0
+# shellcheck disable=SC2016 # expanded by the guest's shell
+"$EXEC" --socket "$WORK/busy/mux.sock" -- \
+	sh -c 'i=0; while [ $i -lt 15 ]; do echo $i; i=$((i + 1)); sleep 0.2; done; exec sleep 30' \
+	>"$WORK/busy.out" 2>"$WORK/busy.err" || rc=$?
+expect_eq "unanswered HEARTBEATs, output flowing for 3 s (twice the timeout): all of it arrives" \
+	"$(wc -l <"$WORK/busy.out")" 15
+expect_eq "then silence past the timeout fails the session (76)" "$rc" 76
+[ $((SECONDS - start)) -le 8 ] || fail "the silence took $((SECONDS - start)) s to notice"
+grep -q 'HEARTBEAT' "$WORK/busy.err" && pass "silence message: $(cat "$WORK/busy.err")" ||
+	fail "silence message: $(cat "$WORK/busy.err")"
 
 start_guest off
 # shellcheck disable=SC2016
