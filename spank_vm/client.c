@@ -81,10 +81,30 @@ static int check_net(void)
 	return -1;
 }
 
+/* QEMU 7.2 cannot save a guest with 9p shares, and the default guest boots
+ * the host's root over 9p: only site images can be checkpointed. */
+static int check_checkpoint(void)
+{
+	const struct svm_config *cfg = &svm_plugin.config;
+	char names[512] = "";
+
+	if (!svm_plugin.request.enabled || svm_plugin.request.checkpoint_dir[0] == '\0' ||
+	    strcmp(svm_plugin.request.image, SVM_BUILTIN_IMAGE) != 0)
+		return 0;
+	if (access(cfg->image_dir, X_OK) != 0 ||
+	    svm_catalog_names(cfg->image_dir, names, sizeof(names), NULL) != 0)
+		names[0] = '\0';
+	svm_error("--vm-checkpoint: the default guest (--vm=%s) shares the host's root over 9p, "
+	          "which QEMU cannot save; accepted: --vm=IMAGE of the site catalog%s%s",
+	          SVM_BUILTIN_IMAGE, names[0] ? ": " : "", names);
+	return -1;
+}
+
 int svm_client_post_opt(spank_t sp, bool new_job)
 {
 	if (svm_args_apply_env_defaults() != 0 || svm_args_check() != 0 ||
-	    enable_by_policy() != 0 || check_image() != 0 || check_net() != 0)
+	    enable_by_policy() != 0 || check_image() != 0 || check_net() != 0 ||
+	    check_checkpoint() != 0)
 		return -1;
 	if (!svm_plugin.request.enabled || !new_job)
 		return 0;

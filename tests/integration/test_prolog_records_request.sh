@@ -27,9 +27,9 @@ release_and_check_gone() { # JOBID
 }
 
 # sbatch with options; the batch job spans one node.
-id=$(submit -o /dev/null --vm --vm-hypervisor=qemu --vm-debug --vm-checkpoint="/tmp/a b" "$dir/held.sh")
+id=$(submit -o /dev/null --vm --vm-hypervisor=qemu --vm-debug "$dir/held.sh")
 wait_until 120 "job $id to start" test -e "$dir/started.$id"
-check_recorded "$(job_dir "$id")" "image=host" "hypervisor=qemu" "debug=1" "checkpoint=/tmp/a%20b" "net=unset"
+check_recorded "$(job_dir "$id")" "image=host" "hypervisor=qemu" "debug=1" "net=unset"
 release_and_check_gone "$id"
 
 # Environment default instead of --vm.

@@ -38,6 +38,8 @@ for cmd in sbatch srun salloc; do
 	expect_refused "--vm-net: unknown value 'bridged' (accepted: none, cluster)" \
 		--vm --vm-net=bridged
 	expect_refused "--vm-checkpoint: path 'ck' is not absolute" --vm --vm-checkpoint=ck
+	expect_refused "--vm-checkpoint: the default guest (--vm=host) shares the host's root over 9p, which QEMU cannot save; accepted: --vm=IMAGE of the site catalog" \
+		--vm --vm-checkpoint=/tmp/ck
 	expect_refused "--vm-debug needs --vm" --vm-debug
 	expect_refused "--vm-net needs --vm" --vm-net=cluster
 	expect_refused "--vm-hypervisor: unknown value 'bogus'" \
