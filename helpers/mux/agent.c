@@ -125,6 +125,8 @@ static void agent_hello(struct mux *m, const struct svm_proto_frame *f)
 	} else if (svm_proto_negotiate(&mine, &theirs, &version, &err) != 0) {
 		mux_put_error(&m->agent_out, 0, SVM_PROTO_E_VERSION, "%s", err.msg);
 		mux_agent_lost(m, "%s", err.msg);
+	} else {
+		m->agent_version = version;
 	}
 }
 
@@ -134,6 +136,10 @@ static void agent_ready(struct mux *m, const struct svm_proto_frame *f)
 	struct svm_err err;
 	char boot_id[SVM_PROTO_MAX_READY_TEXT + 1], kernel[SVM_PROTO_MAX_READY_TEXT + 1];
 
+	if (m->channel == MUX_CHANNEL_RESUMING) {
+		mux_resumed(m, f);
+		return;
+	}
 	if (m->agent_ready) {
 		mux_put_error(&m->agent_out, 0, SVM_PROTO_E_STATE, "a second READY");
 		mux_agent_lost(m, "the agent sent a second READY");
@@ -331,6 +337,9 @@ static void agent_frame(struct mux *m, const struct svm_proto_frame *f)
 		return;
 	case SVM_PROTO_MSG_HEARTBEAT:
 		agent_heartbeat(m, f);
+		return;
+	case SVM_PROTO_MSG_PAUSED:
+		mux_paused(m, f);
 		return;
 	case SVM_PROTO_MSG_ERROR:
 		if (f->session == 0) {

@@ -110,6 +110,14 @@ static void on_signal(struct mux *m)
 
 	if (read(m->signal_fd, &info, sizeof(info)) != (ssize_t)sizeof(info))
 		return;
+	if (info.ssi_signo == SIGUSR1) {
+		mux_pause(m);
+		return;
+	}
+	if (info.ssi_signo == SIGUSR2) {
+		mux_resume(m);
+		return;
+	}
 	snprintf(m->stop_reason, sizeof(m->stop_reason), "the guest is powering off (signal %u)",
 	         info.ssi_signo);
 	mux_log("signal %u: powering the guest off", info.ssi_signo);
@@ -155,13 +163,24 @@ static double silent_since(const struct mux *m)
 	return m->agent_heard > m->heartbeat_sent ? m->agent_heard : m->heartbeat_sent;
 }
 
+/* Waiting for the agent: a HEARTBEAT's answer, PAUSED or the READY after RESUME. */
+static bool awaiting_agent(const struct mux *m)
+{
+	return m->heartbeat_sent > 0 || m->channel == MUX_CHANNEL_PAUSING ||
+	       m->channel == MUX_CHANNEL_RESUMING;
+}
+
 static void heartbeat(struct mux *m, double now)
 {
-	if (m->heartbeat_sent > 0 && now - silent_since(m) >= m->opts->heartbeat_timeout) {
-		mux_agent_lost(m, "no HEARTBEAT answer within %.1f s", m->opts->heartbeat_timeout);
+	if (awaiting_agent(m) && now - silent_since(m) >= m->opts->heartbeat_timeout) {
+		mux_agent_lost(m, "no %s answer within %.1f s",
+		               m->channel == MUX_CHANNEL_PAUSING    ? "PAUSE"
+		               : m->channel == MUX_CHANNEL_RESUMING ? "RESUME"
+		                                                    : "HEARTBEAT",
+		               m->opts->heartbeat_timeout);
 		return;
 	}
-	if (m->heartbeat_sent == 0 && now >= m->heartbeat_due) {
+	if (m->channel == MUX_CHANNEL_LIVE && m->heartbeat_sent == 0 && now >= m->heartbeat_due) {
 		m->heartbeat_nonce++;
 		mux_put_heartbeat(&m->agent_out, m->heartbeat_nonce);
 		m->heartbeat_sent = now;
@@ -171,9 +190,11 @@ static void heartbeat(struct mux *m, double now)
 
 static int poll_timeout_ms(const struct mux *m, double now)
 {
-	double next = m->heartbeat_sent > 0 ? silent_since(m) + m->opts->heartbeat_timeout
-	                                    : m->heartbeat_due;
+	double next =
+	        awaiting_agent(m) ? silent_since(m) + m->opts->heartbeat_timeout : m->heartbeat_due;
 
+	if (m->channel == MUX_CHANNEL_DETACHED)
+		return -1; /* until SIGUSR2 or a client */
 	if (!m->agent_ready)
 		next = m->heartbeat_due; /* the ready deadline, set by mux_run */
 	if (next <= now)
@@ -210,11 +231,13 @@ static int poll_add(struct poll_set *p, int fd, short events, struct mux_client 
 
 static int build_poll_set(struct mux *m, struct poll_set *p)
 {
-	bool take_input = svm_byte_queue_len(&m->agent_out) < AGENT_QUEUE_HIGH;
+	bool live = m->channel == MUX_CHANNEL_LIVE;
+	bool take_input = live && svm_byte_queue_len(&m->agent_out) < AGENT_QUEUE_HIGH;
 	short agent_events = POLLIN;
 
 	p->len = 0;
-	if (svm_byte_queue_len(&m->agent_out) > 0)
+	if (svm_byte_queue_len(&m->agent_first) > 0 ||
+	    (live && svm_byte_queue_len(&m->agent_out) > 0))
 		agent_events |= POLLOUT;
 	if (poll_add(p, m->signal_fd, POLLIN, NULL) != 0 ||
 	    poll_add(p, m->agent_fd, agent_events, NULL) != 0)
@@ -266,7 +289,12 @@ static void flush_all(struct mux *m)
 {
 	struct svm_err err;
 
-	if (m->agent_fd >= 0 && mux_flush(m->agent_fd, &m->agent_out, &err) != 0)
+	if (m->agent_fd >= 0 && mux_flush(m->agent_fd, &m->agent_first, &err) != 0)
+		mux_agent_lost(m, "%s", err.msg);
+	/* The sessions' frames wait while the channel is paused or detached. */
+	if (m->agent_fd >= 0 && m->channel == MUX_CHANNEL_LIVE &&
+	    svm_byte_queue_len(&m->agent_first) == 0 &&
+	    mux_flush(m->agent_fd, &m->agent_out, &err) != 0)
 		mux_agent_lost(m, "%s", err.msg);
 	for (struct mux_client **link = &m->clients; *link != NULL;) {
 		struct mux_client *c = *link;
@@ -302,7 +330,9 @@ static void fail_every_session(struct mux *m)
 
 static bool queues_empty(const struct mux *m)
 {
-	if (m->agent_fd >= 0 && svm_byte_queue_len(&m->agent_out) > 0)
+	if (m->agent_fd >= 0 &&
+	    (svm_byte_queue_len(&m->agent_first) > 0 ||
+	     (m->channel == MUX_CHANNEL_LIVE && svm_byte_queue_len(&m->agent_out) > 0)))
 		return false;
 	for (const struct mux_client *c = m->clients; c != NULL; c = c->next)
 		if (svm_byte_queue_len(&c->out) > 0)
@@ -337,6 +367,7 @@ static void drain(struct mux *m)
 static void cleanup(struct mux *m)
 {
 	mux_hostcall_stop(m);
+	mux_pause_cleanup(m);
 	while (m->clients != NULL) {
 		struct mux_client *c = m->clients;
 
@@ -352,6 +383,7 @@ static void cleanup(struct mux *m)
 	if (m->agent_fd >= 0)
 		close(m->agent_fd);
 	free(m->sessions);
+	svm_byte_queue_free(&m->agent_first);
 	svm_byte_queue_free(&m->agent_out);
 }
 
@@ -367,7 +399,7 @@ static void run_loop(struct mux *m)
 		if (!m->agent_ready && now >= ready_deadline)
 			mux_agent_lost(m, "the guest agent did not send READY within %.0f s",
 			               m->opts->ready_timeout);
-		else if (m->agent_ready)
+		else if (m->agent_ready && m->channel != MUX_CHANNEL_DETACHED)
 			heartbeat(m, now);
 		if (m->stop || build_poll_set(m, &p) != 0)
 			break;

@@ -224,6 +224,8 @@ static int block_signals(int *fd_out, struct svm_err *err)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1); /* pause and detach (pause.c) */
+	sigaddset(&set, SIGUSR2); /* reattach and resume */
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
 		return svm_err_errno(err, errno, "sigprocmask");
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
@@ -316,6 +318,7 @@ int main(int argc, char **argv)
 		return MUX_EXIT_START;
 	}
 	svm_proto_reader_init(m.agent_reader, SVM_PROTO_AGENT);
+	svm_byte_queue_init(&m.agent_first);
 	svm_byte_queue_init(&m.agent_out);
 	m.heartbeat_nonce = (uint64_t)getpid() << 32;
 	mux_log("starting: uid %u, guest channel %s", (unsigned)getuid(),

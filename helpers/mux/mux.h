@@ -45,6 +45,14 @@ struct mux_opts {
 
 struct mux_client;
 
+/* The agent connection across a save (pause.c, doc/protocol.md 7.1). */
+enum mux_channel {
+	MUX_CHANNEL_LIVE,     /* frames flow both ways */
+	MUX_CHANNEL_PAUSING,  /* PAUSE sent, PAUSED awaited */
+	MUX_CHANNEL_DETACHED, /* hung up after PAUSED: the guest may be saved */
+	MUX_CHANNEL_RESUMING, /* reconnected, HELLO and RESUME sent, READY awaited */
+};
+
 /* One task's session, known to the client by client_id and to the agent by
  * guest_id. Each side sends CLOSE once and receives it once; the session is
  * forgotten when all four have happened (a vanished client counts as both). */
@@ -83,7 +91,13 @@ struct mux {
 	int listen_fd;
 	int signal_fd;
 	struct svm_proto_reader *agent_reader;
+	/* The connection's own frames (HELLO, RESUME; what preceded PAUSE):
+	 * written before agent_out, which holds the sessions' frames and waits
+	 * while the channel is not live. */
+	struct svm_byte_queue agent_first;
 	struct svm_byte_queue agent_out;
+	enum mux_channel channel;
+	uint16_t agent_version;                       /* agreed with the agent on this connection */
 	uint8_t ready_payload[SVM_PROTO_MAX_PAYLOAD]; /* the agent's READY, relayed as is */
 	size_t ready_len;
 	bool agent_ready;
@@ -136,6 +150,14 @@ void mux_agent_input(struct mux *m, const uint8_t *bytes, size_t len);
 void mux_agent_lost(struct mux *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mux_send_to_agent(struct mux *m, uint8_t type, uint32_t guest_id, const uint8_t *payload,
                        size_t len);
+
+/* pause.c: SIGUSR1 pauses and detaches, SIGUSR2 reattaches and resumes */
+void mux_pause(struct mux *m);
+void mux_paused(struct mux *m, const struct svm_proto_frame *f);
+void mux_resume(struct mux *m);
+void mux_resumed(struct mux *m, const struct svm_proto_frame *f);
+/* Drops the detached marker at exit. */
+void mux_pause_cleanup(struct mux *m);
 
 /* client.c */
 void mux_client_accept(struct mux *m);

@@ -5,7 +5,8 @@
 # and the guest runs on; `save` stops it; `start --checkpoint` on the other
 # core restores it: the same kernel (boot id), the count going on from where
 # it was, the vCPU pinned to the new core. A session streaming through a
-# checkpoint (PAUSE, save, RESUME) loses no byte. The checkpoint's files are the
+# checkpoint (PAUSE, save, RESUME) loses no byte, with the agent client and with
+# spank-vm-mux (SIGUSR1, save, SIGUSR2). The checkpoint's files are the
 # user's; a truncated or altered one, or one that does not fit the new
 # allocation, is refused with the reason and leaves no guest and no state
 # file; a guest with a host share cannot be made checkpointable.
@@ -101,6 +102,52 @@ assert_eq 3 "$rc" "the exit status of the session across the checkpoint"
 assert_contains "$(cat "$errs")" "resumed on boot id $boot_id" "the client's reconnect"
 assert_eq 3 "$(grun --timeout 180 --pause-after 1 --pause-run true -- sh -c 'echo x; exit 3' \
 	>/dev/null 2>&1; echo $?)" "a session paused and resumed at once (no save)"
+
+# The same through spank-vm-mux, as a job's tasks see it: SIGUSR1 makes the
+# mux pause the channel and hang up (mux.sock.paused appears), the guest is
+# saved and runs on, SIGUSR2 makes the mux reconnect and RESUME. The proxy's
+# session, halfway through its output and waiting for a line of stdin,
+# goes on: all its output, byte-exact, and exit 3.
+uid=$(id -u "$TEST_USER")
+gid=$(id -g "$TEST_USER")
+MUX_SOCK="$GUEST_DIR/mux.sock"
+"$BUILD_DIR/helpers/spank-vm-mux" --uid "$uid" --gid "$gid" --agent-socket "$GUEST_SOCK" \
+	--listen "$MUX_SOCK" --pid-file "$GUEST_DIR/mux.pid" --log "$GUEST_DIR/mux.log" \
+	--ready-timeout 60 --heartbeat-timeout 60 || fail "the mux did not start"
+mux_pid=$(cat "$GUEST_DIR/mux.pid")
+mkfifo "$IMAGES/stdin"
+exec 7<>"$IMAGES/stdin"
+# as_task ARGS...: spank-vm-exec ARGS as the test user, from / (the guest's
+# working directory is the proxy's; the site image has no /work).
+as_task() {
+	cd / && exec setpriv --reuid "$uid" --regid "$gid" --init-groups \
+		"$BUILD_DIR/helpers/spank-vm-exec" --socket "$MUX_SOCK" -- "$@"
+}
+# shellcheck disable=SC2016 # expanded in the guest
+(as_task sh -c 'seq 1 100000; read -r line; seq 100001 200000; exit 3') \
+	<&7 >"$IMAGES/mux.out" 2>"$IMAGES/mux.err" &
+proxy=$!
+lines_at_least() { [ "$(wc -l <"$IMAGES/mux.out")" -ge "$1" ]; }
+wait_until 120 "the session's first 100000 lines ($(cat "$IMAGES/mux.err"))" \
+	lines_at_least 100000
+kill -USR1 "$mux_pid"
+wait_until 60 "the mux to detach ($(tail -2 "$GUEST_DIR/mux.log"))" test -e "$MUX_SOCK.paused"
+save --keep-running >/dev/null || fail "save --keep-running under a paused mux failed"
+kill -USR2 "$mux_pid"
+wait_until 60 "the mux to resume ($(tail -2 "$GUEST_DIR/mux.log"))" test ! -e "$MUX_SOCK.paused"
+echo go >&7
+rc=0
+wait "$proxy" || rc=$?
+exec 7>&-
+assert_eq 3 "$rc" "the exit status of a proxy's session across pause, save and resume"
+assert_eq "$(seq 1 200000 | sha256sum)" "$(sha256sum <"$IMAGES/mux.out")" \
+	"the proxy's stdout across pause, save and resume"
+assert_contains "$(cat "$GUEST_DIR/mux.log")" "resumed: the same guest (boot id $boot_id)" \
+	"the mux's log"
+assert_eq "$boot_id" "$(as_task cat /proc/sys/kernel/random/boot_id)" \
+	"a new session through the resumed mux"
+# SIGKILL: SIGTERM would power the guest off; the agent ends the mux's sessions.
+kill -KILL "$mux_pid"
 
 # Saved and stopped, then restored on the other core.
 save >/dev/null || fail "save failed"
