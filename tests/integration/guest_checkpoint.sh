@@ -111,7 +111,8 @@ assert_eq 3 "$(grun --timeout 180 --pause-after 1 --pause-run true -- sh -c 'ech
 uid=$(id -u "$TEST_USER")
 gid=$(id -g "$TEST_USER")
 MUX_SOCK="$GUEST_DIR/mux.sock"
-"$BUILD_DIR/helpers/spank-vm-mux" --uid "$uid" --gid "$gid" --agent-socket "$GUEST_SOCK" \
+helpers=$(dirname "$SPANK_VM_PROVISION")
+"$helpers/spank-vm-mux" --uid "$uid" --gid "$gid" --agent-socket "$GUEST_SOCK" \
 	--listen "$MUX_SOCK" --pid-file "$GUEST_DIR/mux.pid" --log "$GUEST_DIR/mux.log" \
 	--ready-timeout 60 --heartbeat-timeout 60 || fail "the mux did not start"
 mux_pid=$(cat "$GUEST_DIR/mux.pid")
@@ -121,7 +122,7 @@ exec 7<>"$IMAGES/stdin"
 # working directory is the proxy's; the site image has no /work).
 as_task() {
 	cd / && exec setpriv --reuid "$uid" --regid "$gid" --init-groups \
-		"$BUILD_DIR/helpers/spank-vm-exec" --socket "$MUX_SOCK" -- "$@"
+		"$helpers/spank-vm-exec" --socket "$MUX_SOCK" -- "$@"
 }
 # shellcheck disable=SC2016 # expanded in the guest
 (as_task sh -c 'seq 1 100000; read -r line; seq 100001 200000; exit 3') \
