@@ -71,6 +71,7 @@ static void record_failure(uint32_t job_id, const char *output)
 struct start_args {
 	char mem[32], reserve[32], min_guest[32], pid[32], owner[48], job[16], node[16];
 	char name[96], dir[SVM_PATH_MAX + 32], plan[SVM_PATH_MAX + 32];
+	char stage[SVM_PATH_MAX + 32];
 };
 
 struct argv_builder {
@@ -113,6 +114,35 @@ static bool shareable(const char *dir, const char *covered)
 		return true;
 	n = strlen(covered);
 	return !(strncmp(dir, covered, n) == 0 && (dir[n] == '/' || dir[n] == '\0'));
+}
+
+/* The host's directories and Slurm's commands, in guests that are never saved. */
+static void add_host_links(const struct svm_guest_job *job, enum svm_hypervisor hv,
+                           struct argv_builder *b)
+{
+	const struct svm_config *cfg = &svm_plugin.config;
+
+	/* Xen guests have no virtio-serial for the host call port. */
+	if (cfg->slurm_commands[0] != '\0' && hv != SVM_HV_XEN)
+		add_pair(b, "--slurm-commands", cfg->slurm_commands);
+	if (shareable(job->home, NULL))
+		add_pair(b, "--guest-share", job->home);
+	if (shareable(job->workdir, job->home))
+		add_pair(b, "--guest-share", job->workdir);
+}
+
+/* --vm-checkpoint: a guest QEMU can save (no 9p share; no host call port,
+ * whose host end would not survive the save), restored from the user's
+ * directory when a checkpoint of this job is there. libvirt writes and reads
+ * the state only in the job's root-owned stage. */
+static void add_checkpoint_args(const struct svm_guest_job *job, struct start_args *a,
+                                struct argv_builder *b)
+{
+	job_path(job->job_id, SVM_CHECKPOINT_STAGE, a->stage, sizeof(a->stage));
+	add_pair(b, "--checkpoint-stage", a->stage);
+	add_pair(b, "--job", a->job);
+	add_pair(b, "--node", svm_plugin.node_name);
+	add_pair(b, "--checkpoint", job->req->checkpoint_dir);
 }
 
 static int build_start_argv(const struct svm_guest_job *job, struct start_args *a,
@@ -160,13 +190,10 @@ static int build_start_argv(const struct svm_guest_job *job, struct start_args *
 		add_pair(b, "--net-node", a->node);
 		add_pair(b, "--net-hosts", job->net_hosts);
 	}
-	/* Xen guests have no virtio-serial for the host call port. */
-	if (cfg->slurm_commands[0] != '\0' && hv != SVM_HV_XEN)
-		add_pair(b, "--slurm-commands", cfg->slurm_commands);
-	if (shareable(job->home, NULL))
-		add_pair(b, "--guest-share", job->home);
-	if (shareable(job->workdir, job->home))
-		add_pair(b, "--guest-share", job->workdir);
+	if (job->req->checkpoint_dir[0] != '\0')
+		add_checkpoint_args(job, a, b);
+	else
+		add_host_links(job, hv, b);
 	return b->overflow ? -1 : 0;
 }
 
@@ -237,8 +264,7 @@ void svm_guest_stop(uint32_t job_id)
 
 /* ---- the mux: one per guest, the job's user's end of the agent channel ---- */
 
-#define MUX_HELPER   "spank-vm-mux"
-#define MUX_PID_FILE "mux.pid"
+#define MUX_HELPER "spank-vm-mux"
 
 static int open_ready_file(const char *guest_dir)
 {
@@ -367,8 +393,8 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 		return -1;
 	}
 	snprintf(pid_text, sizeof(pid_text), "%d\n", (int)pid);
-	if (svm_job_file_write(svm_plugin.config.runtime_dir, job->job_id, MUX_PID_FILE, pid_text,
-	                       &err) != 0)
+	if (svm_job_file_write(svm_plugin.config.runtime_dir, job->job_id, SVM_JOB_MUX_PID_FILE,
+	                       pid_text, &err) != 0)
 		svm_error("job %u: %s", job->job_id, err.msg);
 	return 0;
 }
@@ -381,7 +407,7 @@ void svm_guest_stop_mux(uint32_t job_id)
 	ssize_t n;
 	uint64_t pid;
 
-	if (svm_job_file_read(svm_plugin.config.runtime_dir, job_id, MUX_PID_FILE, text,
+	if (svm_job_file_read(svm_plugin.config.runtime_dir, job_id, SVM_JOB_MUX_PID_FILE, text,
 	                      sizeof(text), &err) != 0)
 		return;
 	text[strcspn(text, "\n")] = '\0';

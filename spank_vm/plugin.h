@@ -11,6 +11,7 @@
 
 #include "spank_vm/config.h"
 #include "spank_vm/request.h"
+#include "spank_vm/runtime.h"
 
 #define SVM_LOG_PREFIX        "spank_vm: "
 #define svm_error(fmt, ...)   slurm_error(SVM_LOG_PREFIX fmt, ##__VA_ARGS__)
@@ -55,12 +56,10 @@ int svm_run_helper(const char *name, char *const argv[], unsigned timeout_s, cha
                    size_t out_len);
 
 /* guest.c: the guest's lifetime on a node (extern step, epilog). */
-#define SVM_GUEST_DIR        "guest"
 #define SVM_GUEST_ERROR_FILE "guest.error"
 #define SVM_PLAN_FILE_NAME   "plan"
 #define SVM_BUILTIN_IMAGE    "host"
 #define SVM_GUEST_READY_FILE "ready"
-#define SVM_GUEST_MUX_SOCKET "mux.sock"
 #define SVM_EXEC_HELPER      "spank-vm-exec"
 #define SVM_WORKDIR_FILE     "workdir"
 /* --vm-net=cluster: the job's node list as the prolog saw it (job_net.c). */

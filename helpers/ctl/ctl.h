@@ -26,5 +26,7 @@ int ctl_list(const struct ctl *c, struct svm_err *err);
 int ctl_show(const struct ctl *c, uint32_t job, struct svm_err *err);
 int ctl_console(const struct ctl *c, uint32_t job, struct svm_err *err);
 int ctl_gc(const struct ctl *c, struct svm_err *err);
+/* Saves a --vm-checkpoint job's guest here and lets it run on. */
+int ctl_checkpoint(const struct ctl *c, uint32_t job, struct svm_err *err);
 
 #endif

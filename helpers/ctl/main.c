@@ -11,12 +11,15 @@ static const char usage_text[] =
         "       spank-vm-ctl [OPTIONS] show JOBID\n"
         "       spank-vm-ctl [OPTIONS] console JOBID [--lines N]\n"
         "       spank-vm-ctl [OPTIONS] gc [--dry-run]\n"
+        "       spank-vm-ctl [OPTIONS] checkpoint JOBID\n"
         "OPTIONS: [--plugstack FILE] [--node NAME] [--uri URI]\n"
         "  --plugstack  the plugstack.conf holding spank_vm's line (default\n"
         "               /etc/slurm/plugstack.conf); its keys give runtime_dir etc.\n"
         "  --node       this node's Slurm name (default: the short host name)\n"
         "gc removes the guests, disks, sockets and runtime directories of jobs that\n"
-        "Slurm no longer runs on this node; if Slurm cannot be asked, it removes nothing.\n";
+        "Slurm no longer runs on this node; if Slurm cannot be asked, it removes nothing.\n"
+        "checkpoint saves the guest of a running --vm-checkpoint job on this node into\n"
+        "the job's checkpoint directory; the job runs on.\n";
 
 enum { OPT_PLUGSTACK = 256, OPT_NODE, OPT_URI, OPT_DRY_RUN, OPT_LINES };
 
@@ -103,8 +106,11 @@ static int run(struct ctl *c, int argc, char **argv, struct svm_err *err)
 		return ctl_show(c, job, err);
 	if (strcmp(command, "console") == 0)
 		return ctl_console(c, job, err);
-	return svm_err_set(err, "unknown command '%.32s' (commands: list, show, console, gc)",
-	                   command);
+	if (strcmp(command, "checkpoint") == 0)
+		return ctl_checkpoint(c, job, err);
+	return svm_err_set(
+	        err, "unknown command '%.32s' (commands: list, show, console, gc, checkpoint)",
+	        command);
 }
 
 int main(int argc, char **argv)

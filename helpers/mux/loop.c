@@ -194,7 +194,7 @@ static int poll_timeout_ms(const struct mux *m, double now)
 	        awaiting_agent(m) ? silent_since(m) + m->opts->heartbeat_timeout : m->heartbeat_due;
 
 	if (m->channel == MUX_CHANNEL_DETACHED)
-		return -1; /* until SIGUSR2 or a client */
+		next = m->agent_heard + MUX_DETACHED_MAX_S;
 	if (!m->agent_ready)
 		next = m->heartbeat_due; /* the ready deadline, set by mux_run */
 	if (next <= now)
@@ -399,6 +399,9 @@ static void run_loop(struct mux *m)
 		if (!m->agent_ready && now >= ready_deadline)
 			mux_agent_lost(m, "the guest agent did not send READY within %.0f s",
 			               m->opts->ready_timeout);
+		else if (m->channel == MUX_CHANNEL_DETACHED &&
+		         now - m->agent_heard >= MUX_DETACHED_MAX_S)
+			mux_resume(m); /* whoever paused us is gone */
 		else if (m->agent_ready && m->channel != MUX_CHANNEL_DETACHED)
 			heartbeat(m, now);
 		if (m->stop || build_poll_set(m, &p) != 0)

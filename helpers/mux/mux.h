@@ -45,7 +45,9 @@ struct mux_opts {
 
 struct mux_client;
 
-/* The agent connection across a save (pause.c, doc/protocol.md 7.1). */
+/* The agent connection across a save (pause.c, doc/protocol.md 7.1). A
+ * saver that never sends SIGUSR2 leaves the guest detached this long. */
+#define MUX_DETACHED_MAX_S 600.0
 enum mux_channel {
 	MUX_CHANNEL_LIVE,     /* frames flow both ways */
 	MUX_CHANNEL_PAUSING,  /* PAUSE sent, PAUSED awaited */

@@ -84,6 +84,7 @@ void mux_paused(struct mux *m, const struct svm_proto_frame *f)
 	svm_proto_reader_init(m->agent_reader, SVM_PROTO_AGENT);
 	svm_byte_queue_consume(&m->agent_first, svm_byte_queue_len(&m->agent_first));
 	m->channel = MUX_CHANNEL_DETACHED;
+	m->agent_heard = mux_now(); /* when we hung up: MUX_DETACHED_MAX_S from here */
 	marker_path(m, marker, sizeof(marker));
 	unlink(marker);
 	fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -9,6 +9,13 @@
 #include "spank_vm/error.h"
 #include "spank_vm/request.h"
 
+/* Names inside runtime_dir/<jobid>/ that more than the plugin use. */
+#define SVM_JOB_REQUEST_FILE "request"
+#define SVM_JOB_MUX_PID_FILE "mux.pid"
+#define SVM_CHECKPOINT_STAGE "checkpoint-stage" /* root's: where libvirt saves (0700) */
+#define SVM_GUEST_DIR        "guest"            /* the user's: sockets, console, overlay */
+#define SVM_GUEST_MUX_SOCKET "mux.sock"
+
 /* Fills buf with runtime_dir/<jobid>. */
 int svm_job_dir(const char *runtime_dir, uint32_t job_id, char *buf, size_t len,
                 struct svm_err *err);
