@@ -388,6 +388,7 @@ static void end_suspension(struct agent_channel *ch, const struct svm_proto_fram
 	          ch->sessions.count);
 	agent_sessions_kill_all(&ch->sessions);
 	ch->suspended = false;
+	ch->last_exec_id = 0; /* their ids are this host's to use: it never saw them */
 }
 
 static void on_exec(struct agent_channel *ch, const struct svm_proto_frame *frame)
