@@ -205,6 +205,17 @@ int svm_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 	}
 	task_refusal[0] = '\0';
 	task_runs_in_guest = load_request(job_id, &req) != 1;
+	/* Asked for a guest, but this node never prepared one: slurmd skips the
+	 * prolog (and the extern step) of a requeued job that comes back to a
+	 * node before it forgot the job. Never run such a task on the host. */
+	if (!task_runs_in_guest &&
+	    (svm_plugin.request.enabled || svm_plugin.config.policy == SVM_POLICY_ALWAYS)) {
+		snprintf(task_refusal, sizeof(task_refusal),
+		         "this node has no guest for it: slurmd did not run its prolog here this "
+		         "time (a requeued job back on its node too soon); requeue it again");
+		task_runs_in_guest = true;
+		return 0;
+	}
 	task_debug = task_runs_in_guest && req.debug;
 	/* PMIx's server is reached through the host call port, by helpers the
 	 * default guest sees at their host paths (a site image has neither). */
