@@ -322,8 +322,15 @@ int provision_restore_load(const struct provision_opts *o, const struct svm_imag
 	if (rc != 0)
 		goto out;
 	rc = -1;
-	if (image_digest(o, image, digest, err) == 0 &&
-	    svm_ckpt_fit(m, alloc, image->name, digest, restored, err) == 0)
+	/* libvirt restores a guest only under its saved name, and a guest's
+	 * name carries its node (two slurmd may share one libvirtd). */
+	if (strcmp(m->node, o->node) != 0)
+		svm_err_set(err,
+		            "the checkpoint was saved on node %s: restoring on another node (%s) "
+		            "is not supported yet",
+		            m->node, o->node);
+	else if (image_digest(o, image, digest, err) == 0 &&
+	         svm_ckpt_fit(m, alloc, image->name, digest, restored, err) == 0)
 		rc = 0;
 out:
 	if (w.memory_fd >= 0)
