@@ -31,3 +31,13 @@ wait_until() {
 		sleep 0.1
 	done
 }
+
+# CHECKPOINT_DIR JOBID: a checkpoint of JOBID (DIR/spank_vm-jobID) whose
+# files are the test user's alone.
+assert_checkpoint_of() {
+	local f ckpt="$1/spank_vm-job$2"
+	for f in manifest memory disk.qcow2; do
+		assert_eq "$TEST_USER 600" "$(stat -c '%U %a' "$ckpt/$f")" "owner and mode of $ckpt/$f"
+	done
+	assert_contains "$(cat "$ckpt/manifest")" "job=$2" "the manifest of $ckpt"
+}

@@ -78,10 +78,7 @@ out=$(save --keep-running) || fail "save --keep-running failed"
 echo "$out"
 assert_contains "$out" "saved $GUEST_NAME to $CKPT/spank_vm-job$JOB" "what save prints"
 ckpt="$CKPT/spank_vm-job$JOB"
-for f in manifest memory disk.qcow2; do
-	assert_eq "$TEST_USER 600" "$(stat -c '%U %a' "$ckpt/$f")" "owner and mode of the checkpoint's $f"
-done
-assert_contains "$(cat "$ckpt/manifest")" "job=$JOB" "the manifest"
+assert_checkpoint_of "$CKPT" "$JOB"
 [ ! -e "$STAGE/memory" ] || fail "the state file stayed in the stage"
 wait_until 60 "the guest to answer after its checkpoint" test -S "$GUEST_SOCK"
 before=$(count)

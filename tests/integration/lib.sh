@@ -105,6 +105,26 @@ job_dir() { # JOBID [NODE]: NODE defaults to the job's batch host
 	echo "$(node_runtime_dir "$node")/$1"
 }
 
+# JOBID: the cpuset of the job's cgroup on its batch host.
+job_cpus() {
+	local node
+	node=$(job_field "$1" BatchHost)
+	cat "/sys/fs/cgroup/cpuset/slurm_$node/uid_$(id -u "$TEST_USER")/job_$1/cpuset.cpus"
+}
+
+# "0-2,5" -> "0,1,2,5"
+expand_list() {
+	local part
+	for part in ${1//,/ }; do
+		seq "${part%-*}" "${part#*-}"
+	done | sort -n | paste -sd,
+}
+
+# DOMAIN: the host PUs its vCPUs are pinned to, sorted, comma-separated.
+domain_pins() {
+	virsh -c "$LIBVIRT_URI" vcpupin "$1" | awk '$1 ~ /^[0-9]+$/ { print $2 }' | sort -n | paste -sd,
+}
+
 runtime_dir_empty() {
 	[ -z "$(find "$RUNTIME_DIR" -mindepth 2 -print -quit 2>/dev/null)" ]
 }

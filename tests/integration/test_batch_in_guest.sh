@@ -19,19 +19,6 @@ trap cleanup EXIT
 dir=$(user_workdir)
 host_boot_id=$(cat /proc/sys/kernel/random/boot_id)
 
-expand_list() { # "0-2,5" -> "0,1,2,5"
-	local part
-	for part in ${1//,/ }; do
-		seq "${part%-*}" "${part#*-}"
-	done | sort -n | paste -sd,
-}
-
-job_cpus() { # JOBID: its cpuset cgroup on its node
-	local node
-	node=$(job_field "$1" BatchHost)
-	cat "/sys/fs/cgroup/cpuset/slurm_$node/uid_$(id -u "$TEST_USER")/job_$1/cpuset.cpus"
-}
-
 # shellcheck disable=SC2016 # expanded by the job
 as_user tee "$dir/job.sh" >/dev/null <<'EOS'
 #!/bin/bash
@@ -68,7 +55,7 @@ mem_kib=$(field memtotal_kib)
 # MemTotal is the guest's RAM less what its kernel reserved for itself.
 ((mem_kib <= guest_mib * 1024 && mem_kib >= guest_mib * 1024 * 85 / 100)) ||
 	fail "MemTotal $mem_kib KiB does not match the plan's $guest_mib MiB"
-pins=$(virsh -c "$LIBVIRT_URI" vcpupin "$dom" | awk '$1 ~ /^[0-9]+$/ { print $2 }' | sort -n | paste -sd,)
+pins=$(domain_pins "$dom")
 cpus=$(job_cpus "$id")
 assert_eq "$(expand_list "$cpus")" "$(expand_list "$pins")" "vCPU pins vs the job's cpuset $cpus"
 assert_eq "$(id -u "$TEST_USER"):$(id -g "$TEST_USER")" "$(field id)" "the script's identity"

@@ -7,15 +7,8 @@ source "$(dirname "$0")/lib.sh"
 dir=$(user_workdir)
 held_job_script "$dir" | as_user tee "$dir/held.sh" >/dev/null
 
-# The job's cpuset cgroup, as task/cgroup made it on the node (read on the
-# host: the job itself runs in its guest).
-job_cpus() { # JOBID
-	local node uid
-	node=$(job_field "$1" BatchHost)
-	uid=$(id -u "$TEST_USER")
-	cat "/sys/fs/cgroup/cpuset/slurm_$node/uid_$uid/job_$1/cpuset.cpus"
-}
-
+# job_cpus (lib.sh): the job's cpuset cgroup as task/cgroup made it on the
+# node, read on the host (the job itself runs in its guest).
 field() { # FILE KEY
 	sed -n "s/^$2=//p" "$1"
 }
