@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "spank_vm/runtime.h"
+#include "spank_vm/values.h"
 
 int svm_job_dir(const char *runtime_dir, uint32_t job_id, char *buf, size_t len,
                 struct svm_err *err)
@@ -199,4 +200,25 @@ int svm_job_dir_remove(const char *runtime_dir, uint32_t job_id, struct svm_err 
 	rc = svm_remove_tree_at(parent, name, err);
 	close(parent);
 	return rc;
+}
+
+pid_t svm_job_mux_pid(const char *runtime_dir, const char *helper_dir, uint32_t job_id)
+{
+	char text[32], exe[SVM_PATH_MAX + 32], link[64], target[SVM_PATH_MAX + 32];
+	ssize_t n;
+	uint64_t pid;
+
+	if (svm_job_file_read(runtime_dir, job_id, SVM_JOB_MUX_PID_FILE, text, sizeof(text),
+	                      NULL) != 0)
+		return 0;
+	text[strcspn(text, "\n")] = '\0';
+	if (svm_parse_uint(text, 2, INT32_MAX, &pid, NULL) != 0)
+		return 0;
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	snprintf(exe, sizeof(exe), "%s/%s", helper_dir, SVM_MUX_HELPER);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	return strcmp(target, exe) == 0 ? (pid_t)pid : 0;
 }

@@ -264,8 +264,6 @@ void svm_guest_stop(uint32_t job_id)
 
 /* ---- the mux: one per guest, the job's user's end of the agent channel ---- */
 
-#define MUX_HELPER "spank-vm-mux"
-
 static int open_ready_file(const char *guest_dir)
 {
 	char path[SVM_PATH_MAX + 48];
@@ -336,7 +334,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 	snprintf(log, sizeof(log), "%s/mux.log", dir);
 	snprintf(console, sizeof(console), "%s/console.log", dir);
 	snprintf(hostcall, sizeof(hostcall), "%s/hostcall.sock", dir);
-	snprintf(exe, sizeof(exe), "%s/%s", svm_plugin.config.helper_dir, MUX_HELPER);
+	snprintf(exe, sizeof(exe), "%s/%s", svm_plugin.config.helper_dir, SVM_MUX_HELPER);
 	snprintf(uid, sizeof(uid), "%u", (unsigned)job->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)job->gid);
 	snprintf(timeout, sizeof(timeout), "%u", (unsigned)svm_plugin.config.boot_timeout_s);
@@ -402,23 +400,9 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 /* The pid root recorded, checked to still be our mux before it is signalled. */
 void svm_guest_stop_mux(uint32_t job_id)
 {
-	char text[32], exe[SVM_PATH_MAX + 32], link[64], target[SVM_PATH_MAX + 32];
-	struct svm_err err;
-	ssize_t n;
-	uint64_t pid;
+	pid_t pid = svm_job_mux_pid(svm_plugin.config.runtime_dir, svm_plugin.config.helper_dir,
+	                            job_id);
 
-	if (svm_job_file_read(svm_plugin.config.runtime_dir, job_id, SVM_JOB_MUX_PID_FILE, text,
-	                      sizeof(text), &err) != 0)
-		return;
-	text[strcspn(text, "\n")] = '\0';
-	if (svm_parse_uint(text, 2, INT32_MAX, &pid, &err) != 0)
-		return;
-	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
-	snprintf(exe, sizeof(exe), "%s/%s", svm_plugin.config.helper_dir, MUX_HELPER);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n <= 0)
-		return;
-	target[n] = '\0';
-	if (strcmp(target, exe) == 0)
-		kill((pid_t)pid, SIGTERM);
+	if (pid > 0)
+		kill(pid, SIGTERM);
 }

@@ -19,7 +19,6 @@
 #include "spank_vm/runtime.h"
 #include "spank_vm/values.h"
 
-#define MUX_PROGRAM  "/spank-vm-mux"
 #define WAIT_TICK_MS 50
 
 struct ckpt_job {
@@ -47,29 +46,11 @@ static int read_request(const struct ctl *c, struct ckpt_job *j, struct svm_err 
 	return 0;
 }
 
-/* The pid the plugin recorded, checked to still be a spank-vm-mux. */
 static int find_mux(const struct ctl *c, struct ckpt_job *j, struct svm_err *err)
 {
-	char text[32], link[64], exe[PATH_MAX];
-	uint64_t pid;
-	ssize_t n;
-
-	if (svm_job_file_read(c->config.runtime_dir, j->id, SVM_JOB_MUX_PID_FILE, text,
-	                      sizeof(text), NULL) != 0)
-		return svm_err_set(err, "job %u has no guest channel here (no mux)", j->id);
-	text[strcspn(text, "\n")] = '\0';
-	if (svm_parse_uint(text, 2, INT_MAX, &pid, NULL) != 0)
-		return svm_err_set(err, "job %u's mux pid file is damaged", j->id);
-	snprintf(link, sizeof(link), "/proc/%u/exe", (unsigned)pid);
-	n = readlink(link, exe, sizeof(exe) - 1);
-	if (n < 0)
-		return svm_err_set(err, "job %u's mux (pid %u) is gone", j->id, (unsigned)pid);
-	exe[n] = '\0';
-	if (n < (ssize_t)strlen(MUX_PROGRAM) ||
-	    strcmp(exe + n - (ssize_t)strlen(MUX_PROGRAM), MUX_PROGRAM) != 0)
-		return svm_err_set(err, "job %u's mux pid %u is another program (%s)", j->id,
-		                   (unsigned)pid, exe);
-	j->mux = (pid_t)pid;
+	j->mux = svm_job_mux_pid(c->config.runtime_dir, c->config.helper_dir, j->id);
+	if (j->mux == 0)
+		return svm_err_set(err, "job %u has no running spank-vm-mux on %s", j->id, c->node);
 	return 0;
 }
 
@@ -130,7 +111,7 @@ static int run_save(const struct ctl *c, const struct ckpt_job *j, struct svm_er
 	pid_t pid;
 
 	snprintf(exe, sizeof(exe), "%s/spank-vm-provision", c->config.helper_dir);
-	snprintf(name, sizeof(name), "spank_vm-%s-%u", c->node, j->id);
+	ctl_domain_name(c, j->id, name, sizeof(name));
 	snprintf(owner, sizeof(owner), "%u:%u", (unsigned)j->uid, (unsigned)j->gid);
 	snprintf(stage, sizeof(stage), "%s/%u/%s", c->config.runtime_dir, j->id,
 	         SVM_CHECKPOINT_STAGE);

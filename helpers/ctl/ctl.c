@@ -35,7 +35,7 @@ static virConnectPtr connect_libvirt(const struct ctl *c, struct svm_err *err)
 	return conn;
 }
 
-static void domain_name(const struct ctl *c, uint32_t job, char *buf, size_t len)
+void ctl_domain_name(const struct ctl *c, uint32_t job, char *buf, size_t len)
 {
 	snprintf(buf, len, "spank_vm-%s-%u", c->node, job);
 }
@@ -154,7 +154,7 @@ static void print_job(const struct ctl *c, virConnectPtr conn, uint32_t job)
 	virDomainInfo info;
 	const char *state = "no guest";
 
-	domain_name(c, job, name, sizeof(name));
+	ctl_domain_name(c, job, name, sizeof(name));
 	dom = virDomainLookupByName(conn, name);
 	if (dom != NULL && virDomainGetInfo(dom, &info) == 0)
 		state = state_name(info.state);

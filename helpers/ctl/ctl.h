@@ -22,6 +22,9 @@ struct ctl {
  * returns the count (at most max) or -1. */
 int ctl_known_jobs(const struct ctl *c, uint32_t *jobs, int max, struct svm_err *err);
 
+/* spank_vm-<node>-<job>: the libvirt name of a job's guest on this node. */
+void ctl_domain_name(const struct ctl *c, uint32_t job, char *buf, size_t len);
+
 int ctl_list(const struct ctl *c, struct svm_err *err);
 int ctl_show(const struct ctl *c, uint32_t job, struct svm_err *err);
 int ctl_console(const struct ctl *c, uint32_t job, struct svm_err *err);

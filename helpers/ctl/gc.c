@@ -87,7 +87,7 @@ static int remove_job(const struct ctl *c, uint32_t job, struct svm_err *err)
 	char out[1024];
 
 	snprintf(exe, sizeof(exe), "%s/spank-vm-provision", c->config.helper_dir);
-	snprintf(name, sizeof(name), "spank_vm-%s-%u", c->node, job);
+	ctl_domain_name(c, job, name, sizeof(name));
 	if (capture(argv, out, sizeof(out)) != 0)
 		return svm_err_set(err, "job %u: cannot destroy %s", job, name);
 	return svm_job_dir_remove(c->config.runtime_dir, job, err);

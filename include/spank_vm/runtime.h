@@ -5,16 +5,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "spank_vm/error.h"
 #include "spank_vm/request.h"
 
 /* Names inside runtime_dir/<jobid>/ that more than the plugin use. */
-#define SVM_JOB_REQUEST_FILE "request"
 #define SVM_JOB_MUX_PID_FILE "mux.pid"
 #define SVM_CHECKPOINT_STAGE "checkpoint-stage" /* root's: where libvirt saves (0700) */
 #define SVM_GUEST_DIR        "guest"            /* the user's: sockets, console, overlay */
 #define SVM_GUEST_MUX_SOCKET "mux.sock"
+#define SVM_MUX_HELPER       "spank-vm-mux"
 
 /* Fills buf with runtime_dir/<jobid>. */
 int svm_job_dir(const char *runtime_dir, uint32_t job_id, char *buf, size_t len,
@@ -31,6 +32,10 @@ int svm_job_file_write(const char *runtime_dir, uint32_t job_id, const char *nam
 /* Reads name inside the job dir into buf (NUL-terminated); -1 with errno ENOENT if absent. */
 int svm_job_file_read(const char *runtime_dir, uint32_t job_id, const char *name, char *buf,
                       size_t len, struct svm_err *err);
+
+/* The pid in the job's mux.pid while it is still helper_dir's spank-vm-mux
+ * (a pid can be reused), else 0. */
+pid_t svm_job_mux_pid(const char *runtime_dir, const char *helper_dir, uint32_t job_id);
 
 /* Removes runtime_dir/<jobid> and everything in it without following
  * symbolic links. Absent is success. */
