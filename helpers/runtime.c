@@ -1,9 +1,11 @@
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spank_vm/runtime.h"
@@ -221,4 +223,24 @@ pid_t svm_job_mux_pid(const char *runtime_dir, const char *helper_dir, uint32_t 
 		return 0;
 	target[n] = '\0';
 	return strcmp(target, exe) == 0 ? (pid_t)pid : 0;
+}
+
+static bool marker_is(const char *marker, bool present)
+{
+	return (faccessat(AT_FDCWD, marker, F_OK, AT_SYMLINK_NOFOLLOW) == 0) == present;
+}
+
+bool svm_mux_wait_marker(const char *marker, pid_t mux, bool present, unsigned timeout_s)
+{
+	const long tick_ms = 50;
+	const struct timespec tick = {0, tick_ms * 1000000L};
+
+	for (long waited = 0; waited < (long)timeout_s * 1000; waited += tick_ms) {
+		if (marker_is(marker, present))
+			return true;
+		if (kill(mux, 0) != 0)
+			return false;
+		nanosleep(&tick, NULL);
+	}
+	return marker_is(marker, present);
 }

@@ -433,7 +433,10 @@ start_slurm() {
     spawn_daemon slurmctld slurmctld slurmctld -D -i -f "$SLURM_CONF"
     wait_for "$UP_TIMEOUT" ctld_answers || die "slurmctld does not answer within ${UP_TIMEOUT} s"
     for node in "${NODE_LIST[@]}"; do
-        spawn_daemon "slurmd-$node" slurmd slurmd -D -N "$node" -f "$SLURM_CONF"
+        # SLURM_CONF in slurmd's environment, as a site sets it when its
+        # slurm.conf is not at the default path: spank_vm's helpers that ask
+        # slurmctld about a job (spank-vm-requeued) find it there.
+        spawn_daemon "slurmd-$node" slurmd env SLURM_CONF="$SLURM_CONF" slurmd -D -N "$node" -f "$SLURM_CONF"
     done
     wait_for "$UP_TIMEOUT" nodes_idle ||
         die "nodes ${NODE_LIST[*]} not idle within ${UP_TIMEOUT} s: $(slurm sinfo -h -N -o '%N=%t' 2>&1 | tr '\n' ' ')"

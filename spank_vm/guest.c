@@ -323,7 +323,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 	char dir[SVM_PATH_MAX + 32], agent[SVM_PATH_MAX + 48], listen[SVM_PATH_MAX + 48];
 	char log[SVM_PATH_MAX + 48], exe[SVM_PATH_MAX + 32], uid[16], gid[16], timeout[16];
 	char console[SVM_PATH_MAX + 48], hostcall[SVM_PATH_MAX + 48];
-	char pid_text[16], heartbeat_timeout[16];
+	char pid_text[16], heartbeat_timeout[16], job_text[16];
 	struct svm_err err;
 	int ready_fd;
 	pid_t pid;
@@ -336,6 +336,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 	snprintf(hostcall, sizeof(hostcall), "%s/hostcall.sock", dir);
 	snprintf(exe, sizeof(exe), "%s/%s", svm_plugin.config.helper_dir, SVM_MUX_HELPER);
 	snprintf(uid, sizeof(uid), "%u", (unsigned)job->uid);
+	snprintf(job_text, sizeof(job_text), "%u", job->job_id);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)job->gid);
 	snprintf(timeout, sizeof(timeout), "%u", (unsigned)svm_plugin.config.boot_timeout_s);
 	/* A guest that crashes closes its channel at once; this bounds only a hung one. */
@@ -366,16 +367,33 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 		                NULL,
 		                NULL,
 		                NULL,
+		                NULL,
+		                NULL,
+		                NULL,
+		                NULL,
 		                NULL};
-		const size_t end = sizeof(argv) / sizeof(argv[0]) - 5;
+		/* Room for two optional pairs each of the host call port and
+		 * of the requeue hold, and the final NULL. */
+		size_t at = sizeof(argv) / sizeof(argv[0]) - 9;
 
 		/* The socket exists only when spank-vm-provision made the port. */
 		if (svm_plugin.config.slurm_commands[0] != '\0' &&
 		    faccessat(AT_FDCWD, hostcall, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-			argv[end] = "--hostcall-socket";
-			argv[end + 1] = hostcall;
-			argv[end + 2] = "--slurm-commands";
-			argv[end + 3] = svm_plugin.config.slurm_commands;
+			argv[at++] = "--hostcall-socket";
+			argv[at++] = hostcall;
+			argv[at++] = "--slurm-commands";
+			argv[at++] = svm_plugin.config.slurm_commands;
+		}
+		/* A checkpoint job has no host call port: these slots are free. */
+		if (job->req->checkpoint_dir[0] != '\0') {
+			const char *conf = svm_slurm_conf_path();
+
+			argv[at++] = "--hold-on-requeue";
+			argv[at++] = job_text;
+			if (conf != NULL) {
+				argv[at++] = "--slurm-conf";
+				argv[at++] = (char *)conf;
+			}
 		}
 
 		ready_fd = open_ready_file(dir);

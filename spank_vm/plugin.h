@@ -93,6 +93,12 @@ void svm_guest_stop(uint32_t job_id);
 int svm_guest_start_mux(const struct svm_guest_job *job);
 void svm_guest_stop_mux(uint32_t job_id);
 
+/* requeue_save.c: a --vm-checkpoint job's guest, saved when Slurm ends the
+ * job to requeue it (from the extern step's end, before svm_guest_stop). */
+void svm_guest_save_if_requeued(uint32_t job_id, const struct svm_request *req);
+/* slurmd's slurm.conf (SLURM_CONF), or NULL for libslurm's default. */
+const char *svm_slurm_conf_path(void);
+
 /* One module per context. */
 int svm_srun_init(spank_t sp, int ac, char **av);
 int svm_srun_post_opt(spank_t sp, int ac, char **av);

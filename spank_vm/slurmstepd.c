@@ -156,6 +156,7 @@ int svm_slurmstepd_exit(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!is_extern_step(sp, &job_id) || load_request(job_id, &req) != 0)
 		return 0;
+	svm_guest_save_if_requeued(job_id, &req);
 	svm_guest_stop(job_id);
 	return 0;
 }

@@ -19,8 +19,6 @@
 #include "spank_vm/runtime.h"
 #include "spank_vm/values.h"
 
-#define WAIT_TICK_MS 50
-
 struct ckpt_job {
 	uint32_t id;
 	struct svm_request req;
@@ -64,28 +62,9 @@ static int find_guest_dir(const struct ctl *c, struct ckpt_job *j, struct svm_er
 		return svm_err_set(err, "job %u has no guest directory %s", j->id, j->guest_dir);
 	j->uid = st.st_uid;
 	j->gid = st.st_gid;
-	snprintf(j->marker, sizeof(j->marker), "%s/%s.paused", j->guest_dir, SVM_GUEST_MUX_SOCKET);
+	snprintf(j->marker, sizeof(j->marker), "%s/%s%s", j->guest_dir, SVM_GUEST_MUX_SOCKET,
+	         SVM_MUX_PAUSED_SUFFIX);
 	return 0;
-}
-
-static bool marker_is(const struct ckpt_job *j, bool present)
-{
-	return (faccessat(AT_FDCWD, j->marker, F_OK, AT_SYMLINK_NOFOLLOW) == 0) == present;
-}
-
-/* Waits (bounded) for the mux to be detached (present) or live again. */
-static bool wait_marker(const struct ckpt_job *j, bool present, unsigned timeout_s)
-{
-	const struct timespec tick = {0, WAIT_TICK_MS * 1000000L};
-
-	for (unsigned waited = 0; waited < timeout_s * 1000; waited += WAIT_TICK_MS) {
-		if (marker_is(j, present))
-			return true;
-		if (kill(j->mux, 0) != 0)
-			return false;
-		nanosleep(&tick, NULL);
-	}
-	return marker_is(j, present);
 }
 
 static int run_save(const struct ctl *c, const struct ckpt_job *j, struct svm_err *err)
@@ -145,13 +124,13 @@ int ctl_checkpoint(const struct ctl *c, uint32_t job, struct svm_err *err)
 		return -1;
 	if (kill(j.mux, SIGUSR1) != 0)
 		return svm_err_errno(err, errno, "cannot signal job %u's mux", job);
-	if (!wait_marker(&j, true, bound)) {
+	if (!svm_mux_wait_marker(j.marker, j.mux, true, bound)) {
 		kill(j.mux, SIGUSR2);
 		return svm_err_set(err, "job %u's mux did not pause within %u s (see %s/mux.log)",
 		                   job, bound, j.guest_dir);
 	}
 	rc = run_save(c, &j, err);
-	if (kill(j.mux, SIGUSR2) != 0 || !wait_marker(&j, false, bound)) {
+	if (kill(j.mux, SIGUSR2) != 0 || !svm_mux_wait_marker(j.marker, j.mux, false, bound)) {
 		return svm_err_set(err,
 		                   "job %u's mux did not take up the guest again (see %s/mux.log)",
 		                   job, j.guest_dir);

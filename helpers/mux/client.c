@@ -2,6 +2,7 @@
  * were the agent (doc/protocol.md, sections 7 and 8, agent side). Their
  * session ids are their own; the mux maps them onto fresh guest ids. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,14 @@ static uint32_t check_client_frame(struct mux_session *s, const struct svm_proto
 	}
 }
 
+static bool is_sigterm(const struct svm_proto_frame *f)
+{
+	uint32_t signo = 0;
+	struct svm_err err;
+
+	return svm_proto_decode_signal(f, &signo, &err) == 0 && signo == SIGTERM;
+}
+
 static void client_close(struct mux *m, struct mux_session *s)
 {
 	s->close_from_client = true;
@@ -314,6 +323,8 @@ static void client_session_frame(struct mux *m, struct mux_client *c,
 		mux_session_fail(m, s, code, err.msg, false);
 		return;
 	}
+	if (f->type == SVM_PROTO_MSG_SIGNAL && is_sigterm(f) && mux_requeue_holds(m))
+		return;
 	mux_send_to_agent(m, f->type, s->guest_id, f->payload, f->len);
 }
 

@@ -118,6 +118,20 @@ static void on_signal(struct mux *m)
 		mux_resume(m);
 		return;
 	}
+	if (info.ssi_signo == SIGTERM && (m->requeue_hold || m->channel == MUX_CHANNEL_DETACHED)) {
+		/* The teardown, the guest saved or being saved: POWEROFF could
+		 * not reach it, and the teardown ends it anyway. */
+		mux_log("SIGTERM: the guest is detached: it is left to the job's teardown");
+		snprintf(m->stop_reason, sizeof(m->stop_reason), "%s",
+		         m->requeue_hold ? "the job is being requeued: its guest is saved for "
+		                           "its next start"
+		                         : "the job ended while its guest was detached for a save");
+		m->stop = true;
+		m->exit_code = MUX_EXIT_OK;
+		return;
+	}
+	if (info.ssi_signo == SIGTERM && mux_requeue_holds(m))
+		return;
 	snprintf(m->stop_reason, sizeof(m->stop_reason), "the guest is powering off (signal %u)",
 	         info.ssi_signo);
 	mux_log("signal %u: powering the guest off", info.ssi_signo);

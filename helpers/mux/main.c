@@ -22,9 +22,12 @@ static const char usage_text[] =
         "                    [--pid-file PATH] [--log FILE] [--heartbeat SECONDS]\n"
         "                    [--heartbeat-timeout SECONDS] [--console FILE]\n"
         "                    [--hostcall-socket PATH --slurm-commands DIR]\n"
+        "                    [--hold-on-requeue JOBID [--slurm-conf FILE]]\n"
         "Connects to the guest agent's channel, waits for READY, then serves the job\n"
         "user's task proxies on --listen (mode 0600). Writes \"ready\" or \"error: ...\"\n"
-        "on --ready-fd; without --foreground it returns once ready (0) or failed (1).\n";
+        "on --ready-fd; without --foreground it returns once ready (0) or failed (1).\n"
+        "--hold-on-requeue: when Slurm ends job JOBID to requeue it, the tasks' SIGTERM\n"
+        "is held back and the guest paused instead, for its checkpoint (requeue.c).\n";
 
 enum {
 	OPT_AGENT_SOCKET = 256,
@@ -42,6 +45,8 @@ enum {
 	OPT_AGENT_DEVICE,
 	OPT_HOSTCALL_SOCKET,
 	OPT_SLURM_COMMANDS,
+	OPT_HOLD_ON_REQUEUE,
+	OPT_SLURM_CONF,
 };
 
 static const struct option long_options[] = {
@@ -60,6 +65,8 @@ static const struct option long_options[] = {
         {"agent-device", required_argument, NULL, OPT_AGENT_DEVICE},
         {"hostcall-socket", required_argument, NULL, OPT_HOSTCALL_SOCKET},
         {"slurm-commands", required_argument, NULL, OPT_SLURM_COMMANDS},
+        {"hold-on-requeue", required_argument, NULL, OPT_HOLD_ON_REQUEUE},
+        {"slurm-conf", required_argument, NULL, OPT_SLURM_CONF},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -99,6 +106,14 @@ static int parse_option(int opt, const char *arg, struct mux_opts *o, struct svm
 		return 0;
 	case OPT_SLURM_COMMANDS:
 		o->slurm_commands = arg;
+		return 0;
+	case OPT_SLURM_CONF:
+		o->slurm_conf = arg;
+		return 0;
+	case OPT_HOLD_ON_REQUEUE:
+		if (svm_parse_uint(arg, 1, UINT32_MAX - 1, &v, err) != 0)
+			return -1;
+		o->requeue_job = (uint32_t)v;
 		return 0;
 	case OPT_LISTEN:
 		o->listen_path = arg;

@@ -28,6 +28,8 @@ struct mux_opts {
 	const char *agent_device;    /* instead of agent_socket: a virtio port (in a guest) */
 	const char *hostcall_socket; /* the guest's host call port: spank-vm-hostcall serves it */
 	const char *slurm_commands;  /* ... running the Slurm commands of this directory */
+	uint32_t requeue_job;        /* nonzero: this job's requeue pauses the guest (requeue.c) */
+	const char *slurm_conf;      /* for asking Slurm about it; NULL: libslurm's default */
 	const char *listen_path;
 	const char *log_path;
 	const char *pid_file;
@@ -115,6 +117,7 @@ struct mux {
 	int exit_code;
 	char stop_reason[SVM_ERR_MAX + 64];
 	pid_t hostcall_pid; /* spank-vm-hostcall, or 0 */
+	bool requeue_hold;  /* Slurm is requeueing the job: its guest waits to be saved */
 };
 
 /* log.c */
@@ -160,6 +163,11 @@ void mux_resume(struct mux *m);
 void mux_resumed(struct mux *m, const struct svm_proto_frame *f);
 /* Drops the detached marker at exit. */
 void mux_pause_cleanup(struct mux *m);
+
+/* requeue.c: a --vm-checkpoint job that Slurm ends to requeue it. Whether the
+ * SIGTERM (the mux's own, or one a task proxy relays) is held back, the guest
+ * paused for its save instead of powered off or signalled. */
+bool mux_requeue_holds(struct mux *m);
 
 /* client.c */
 void mux_client_accept(struct mux *m);

@@ -14,11 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "spank_vm/runtime.h"
 #include "mux.h"
 
 static void marker_path(const struct mux *m, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s.paused", m->opts->listen_path);
+	snprintf(buf, len, "%s%s", m->opts->listen_path, SVM_MUX_PAUSED_SUFFIX);
 }
 
 static void move_queue(struct svm_byte_queue *to, struct svm_byte_queue *from)

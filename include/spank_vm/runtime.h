@@ -4,6 +4,7 @@
 #define SPANK_VM_RUNTIME_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -36,6 +37,13 @@ int svm_job_file_read(const char *runtime_dir, uint32_t job_id, const char *name
 /* The pid in the job's mux.pid while it is still helper_dir's spank-vm-mux
  * (a pid can be reused), else 0. */
 pid_t svm_job_mux_pid(const char *runtime_dir, const char *helper_dir, uint32_t job_id);
+
+/* The marker a paused mux leaves while detached from its guest: the guest
+ * may be saved (helpers/mux/pause.c). */
+#define SVM_MUX_PAUSED_SUFFIX ".paused"
+/* Waits up to timeout_s for the mux's marker at marker to exist (present)
+ * or to be gone; false on the timeout or when the mux is no more. */
+bool svm_mux_wait_marker(const char *marker, pid_t mux, bool present, unsigned timeout_s);
 
 /* Removes runtime_dir/<jobid> and everything in it without following
  * symbolic links. Absent is success. */
