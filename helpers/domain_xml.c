@@ -558,6 +558,19 @@ static void render_seclabel(struct svm_xml *xml, const struct svm_domain_spec *s
 	svm_xml_end(xml);
 }
 
+static void render_owner(struct svm_xml *xml, const struct svm_domain_spec *spec)
+{
+	if (spec->owner_node == NULL)
+		return;
+	svm_xml_start(xml, "metadata");
+	svm_xml_start(xml, "guest");
+	svm_xml_attr(xml, "xmlns", SVM_DOMAIN_METADATA_URI);
+	svm_xml_attr(xml, "node", spec->owner_node);
+	svm_xml_attr_uint(xml, "job", spec->job_id);
+	svm_xml_end(xml);
+	svm_xml_end(xml);
+}
+
 static int render(const struct flavour *flavour, const struct svm_plan *plan,
                   const struct svm_domain_spec *spec, char **out, struct svm_err *err)
 {
@@ -571,6 +584,7 @@ static int render(const struct flavour *flavour, const struct svm_plan *plan,
 	svm_xml_attr(&xml, "type", flavour->domain_type);
 	svm_xml_leaf(&xml, "name", spec->name);
 	svm_xml_leaf(&xml, "uuid", spec->uuid);
+	render_owner(&xml, spec);
 	render_memory(&xml, plan, spec);
 	render_cpu_pinning(&xml, plan);
 	render_numatune(&xml, plan);

@@ -140,8 +140,6 @@ static void add_checkpoint_args(const struct svm_guest_job *job, struct start_ar
 {
 	job_path(job->job_id, SVM_CHECKPOINT_STAGE, a->stage, sizeof(a->stage));
 	add_pair(b, "--checkpoint-stage", a->stage);
-	add_pair(b, "--job", a->job);
-	add_pair(b, "--node", svm_plugin.node_name);
 	add_pair(b, "--checkpoint", job->req->checkpoint_dir);
 }
 
@@ -170,6 +168,9 @@ static int build_start_argv(const struct svm_guest_job *job, struct start_args *
 	add_pair(b, "--hypervisor", svm_hypervisor_name(hv));
 	add_pair(b, "--hugepages", svm_hugepages_name(job->req->hugepages));
 	add_pair(b, "--name", a->name);
+	/* Whose guest it is, in its metadata: a restored one keeps its name. */
+	add_pair(b, "--job", a->job);
+	add_pair(b, "--node", svm_plugin.node_name);
 	add_pair(b, "--owner", a->owner);
 	add_pair(b, "--dir", a->dir);
 	add_pair(b, "--out", a->plan);
@@ -238,14 +239,16 @@ int svm_guest_start(const struct svm_guest_job *job)
 
 void svm_guest_stop(uint32_t job_id)
 {
-	char name[96], dir[SVM_PATH_MAX + 32], output[1024];
-	const char *argv[] = {PROVISION_HELPER, "stop",          "--name", name,
-	                      "--timeout",      GRACEFUL_STOP_S, NULL};
+	char name[96], job[16], dir[SVM_PATH_MAX + 32], output[1024];
+	const char *argv[] = {
+	        PROVISION_HELPER,     "stop",      "--name",        name, "--job", job, "--node",
+	        svm_plugin.node_name, "--timeout", GRACEFUL_STOP_S, NULL};
 	struct svm_err err;
 	int parent;
 
 	if (svm_guest_domain_name(job_id, name, sizeof(name)) != 0)
 		return;
+	snprintf(job, sizeof(job), "%u", job_id);
 	/* The mux first: it powers the guest off (POWEROFF) as it goes. */
 	svm_guest_stop_mux(job_id);
 	if (svm_run_helper(PROVISION_HELPER, (char *const *)argv, STOP_TIMEOUT_S, output,

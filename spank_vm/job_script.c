@@ -65,6 +65,21 @@ static int record_workdir(uint32_t job_id)
 	return record(job_id, SVM_WORKDIR_FILE, line);
 }
 
+/* Each node's guest would need its own checkpoint, and every node of a
+ * job would restore the one there is: one node only, for now. Slurm writes
+ * a list of one node as its bare name. */
+static int check_checkpoint_nodes(const struct svm_request *req, struct svm_err *err)
+{
+	const char *nodes = getenv("SLURM_NODELIST");
+
+	if (req->checkpoint_dir[0] == '\0' || nodes == NULL || strpbrk(nodes, ",[") == NULL)
+		return 0;
+	return svm_err_set(err,
+	                   "--vm-checkpoint: only a job of one node can be checkpointed (this "
+	                   "one has %.200s); run it with -N 1",
+	                   nodes);
+}
+
 int svm_job_script_prolog(spank_t sp, int ac, char **av)
 {
 	char text[SVM_REQUEST_MAX];
@@ -80,6 +95,8 @@ int svm_job_script_prolog(spank_t sp, int ac, char **av)
 	rc = read_request(&req, &err);
 	if (rc == 1)
 		return 0;
+	if (rc == 0)
+		rc = check_checkpoint_nodes(&req, &err);
 	if (rc == 0 && svm_slurm_lacks_contain()) {
 		svm_err_set(&err, "this cluster cannot run jobs in VMs: slurm.conf lacks "
 		                  "PrologFlags=Contain (tell your Slurm admin)");

@@ -69,11 +69,15 @@ static void pause_mux(uint32_t job_id, const char *guest_dir)
 
 static void save_guest(uint32_t job_id, const struct svm_request *req, const char *guest_dir)
 {
-	char name[96], owner[48], stage[SVM_PATH_MAX + 32], output[1024];
+	char name[96], job[16], owner[48], stage[SVM_PATH_MAX + 32], output[1024];
 	char *argv[] = {(char *)"spank-vm-provision",
 	                (char *)"save",
 	                (char *)"--name",
 	                name,
+	                (char *)"--job",
+	                job,
+	                (char *)"--node",
+	                svm_plugin.node_name,
 	                (char *)"--owner",
 	                owner,
 	                (char *)"--dir",
@@ -91,6 +95,7 @@ static void save_guest(uint32_t job_id, const struct svm_request *req, const cha
 		svm_error("job %u: requeued, but it has no guest to save", job_id);
 		return;
 	}
+	snprintf(job, sizeof(job), "%u", job_id);
 	snprintf(owner, sizeof(owner), "%u:%u", (unsigned)st.st_uid, (unsigned)st.st_gid);
 	snprintf(stage, sizeof(stage), "%s/%u/%s", svm_plugin.config.runtime_dir, job_id,
 	         SVM_CHECKPOINT_STAGE);

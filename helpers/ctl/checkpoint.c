@@ -69,11 +69,15 @@ static int find_guest_dir(const struct ctl *c, struct ckpt_job *j, struct svm_er
 
 static int run_save(const struct ctl *c, const struct ckpt_job *j, struct svm_err *err)
 {
-	char exe[PATH_MAX + 32], name[128], owner[48], stage[PATH_MAX + 32];
+	char exe[PATH_MAX + 32], name[128], job[16], owner[48], stage[PATH_MAX + 32];
 	char *argv[] = {exe,
 	                (char *)"save",
 	                (char *)"--name",
 	                name,
+	                (char *)"--job",
+	                job,
+	                (char *)"--node",
+	                (char *)c->node,
 	                (char *)"--owner",
 	                owner,
 	                (char *)"--dir",
@@ -91,6 +95,7 @@ static int run_save(const struct ctl *c, const struct ckpt_job *j, struct svm_er
 
 	snprintf(exe, sizeof(exe), "%s/spank-vm-provision", c->config.helper_dir);
 	ctl_domain_name(c, j->id, name, sizeof(name));
+	snprintf(job, sizeof(job), "%u", j->id);
 	snprintf(owner, sizeof(owner), "%u:%u", (unsigned)j->uid, (unsigned)j->gid);
 	snprintf(stage, sizeof(stage), "%s/%u/%s", c->config.runtime_dir, j->id,
 	         SVM_CHECKPOINT_STAGE);

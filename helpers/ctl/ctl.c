@@ -16,6 +16,7 @@
 #include <libvirt/virterror.h>
 
 #include "ctl.h"
+#include "spank_vm/domain_owner.h"
 #include "spank_vm/runtime.h"
 
 static void quiet_libvirt(void *opaque, virErrorPtr error)
@@ -37,20 +38,8 @@ static virConnectPtr connect_libvirt(const struct ctl *c, struct svm_err *err)
 
 void ctl_domain_name(const struct ctl *c, uint32_t job, char *buf, size_t len)
 {
-	snprintf(buf, len, "spank_vm-%s-%u", c->node, job);
-}
-
-/* "spank_vm-<node>-<digits>" of this node -> job id, else 0. */
-static uint32_t job_of_domain(const struct ctl *c, const char *name)
-{
-	char prefix[128];
-	size_t n;
-	uint64_t v;
-
-	n = (size_t)snprintf(prefix, sizeof(prefix), "spank_vm-%s-", c->node);
-	if (strncmp(name, prefix, n) != 0 || svm_parse_uint(name + n, 1, UINT32_MAX - 1, &v, NULL))
-		return 0;
-	return (uint32_t)v;
+	if (svm_domain_default_name(c->node, job, buf, len) != 0)
+		snprintf(buf, len, "-");
 }
 
 static int add_job(uint32_t *jobs, int count, int max, uint32_t job)
@@ -90,7 +79,7 @@ int ctl_known_jobs(const struct ctl *c, uint32_t *jobs, int max, struct svm_err 
 		return -1;
 	ndoms = virConnectListAllDomains(conn, &doms, 0);
 	for (int i = 0; i < ndoms; i++) {
-		uint32_t job = job_of_domain(c, virDomainGetName(doms[i]));
+		uint32_t job = svm_domain_job_on(doms[i], c->node);
 
 		if (job != 0)
 			count = add_job(jobs, count, max, job);
@@ -149,13 +138,11 @@ static long age_seconds(const struct ctl *c, uint32_t job)
 
 static void print_job(const struct ctl *c, virConnectPtr conn, uint32_t job)
 {
-	char name[128], pus[256], vcpus[16], mem[32];
-	virDomainPtr dom;
+	char pus[256], vcpus[16], mem[32];
+	virDomainPtr dom = svm_domain_of_job(conn, c->node, job);
 	virDomainInfo info;
 	const char *state = "no guest";
 
-	ctl_domain_name(c, job, name, sizeof(name));
-	dom = virDomainLookupByName(conn, name);
 	if (dom != NULL && virDomainGetInfo(dom, &info) == 0)
 		state = state_name(info.state);
 	plan_field(c, job, "host_pus", pus, sizeof(pus));

@@ -22,7 +22,9 @@ struct ctl {
  * returns the count (at most max) or -1. */
 int ctl_known_jobs(const struct ctl *c, uint32_t *jobs, int max, struct svm_err *err);
 
-/* spank_vm-<node>-<job>: the libvirt name of a job's guest on this node. */
+/* spank_vm-<node>-<job>: the name a job's guest on this node is started
+ * under. A restored guest keeps the name it was saved under: find guests
+ * with svm_domain_of_job, which knows both. */
 void ctl_domain_name(const struct ctl *c, uint32_t job, char *buf, size_t len);
 
 int ctl_list(const struct ctl *c, struct svm_err *err);

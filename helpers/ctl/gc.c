@@ -80,14 +80,23 @@ static bool contains(const uint32_t *jobs, int n, uint32_t job)
 
 static int remove_job(const struct ctl *c, uint32_t job, struct svm_err *err)
 {
-	char exe[4096], name[128];
-	char *argv[] = {exe,  (char *)"stop",      (char *)"--name",
-	                name, (char *)"--timeout", (char *)"0",
+	char exe[4096], name[128], job_text[16];
+	char *argv[] = {exe,
+	                (char *)"stop",
+	                (char *)"--name",
+	                name,
+	                (char *)"--job",
+	                job_text,
+	                (char *)"--node",
+	                (char *)c->node,
+	                (char *)"--timeout",
+	                (char *)"0",
 	                NULL};
 	char out[1024];
 
 	snprintf(exe, sizeof(exe), "%s/spank-vm-provision", c->config.helper_dir);
 	ctl_domain_name(c, job, name, sizeof(name));
+	snprintf(job_text, sizeof(job_text), "%u", job);
 	if (capture(argv, out, sizeof(out)) != 0)
 		return svm_err_set(err, "job %u: cannot destroy %s", job, name);
 	return svm_job_dir_remove(c->config.runtime_dir, job, err);

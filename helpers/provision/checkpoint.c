@@ -322,15 +322,8 @@ int provision_restore_load(const struct provision_opts *o, const struct svm_imag
 	if (rc != 0)
 		goto out;
 	rc = -1;
-	/* libvirt restores a guest only under its saved name, and a guest's
-	 * name carries its node (two slurmd may share one libvirtd). */
-	if (strcmp(m->node, o->node) != 0)
-		svm_err_set(err,
-		            "the checkpoint was saved on node %s: restoring on another node (%s) "
-		            "is not supported yet",
-		            m->node, o->node);
-	else if (image_digest(o, image, digest, err) == 0 &&
-	         svm_ckpt_fit(m, alloc, image->name, digest, restored, err) == 0)
+	if (image_digest(o, image, digest, err) == 0 &&
+	    svm_ckpt_fit(m, alloc, image->name, digest, restored, err) == 0)
 		rc = 0;
 out:
 	if (w.memory_fd >= 0)
@@ -380,7 +373,7 @@ static int save_and_copy(const struct provision_opts *o, virConnectPtr conn, int
 {
 	char memory_path[SVM_PATH_MAX + 16];
 	struct user_work w = {.o = o, .m = m, .memory_fd = -1, .restore = false};
-	virDomainPtr dom = virDomainLookupByName(conn, o->name);
+	virDomainPtr dom = provision_find_guest(conn, o);
 	double t0 = provision_now_s();
 	int rc = -1;
 

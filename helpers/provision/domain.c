@@ -17,6 +17,7 @@
 
 #include "provision.h"
 #include "spank_vm/checkpoint.h"
+#include "spank_vm/domain_owner.h"
 #include "spank_vm/domain_xml.h"
 
 #define DEFAULT_URI "qemu:///system"
@@ -228,11 +229,18 @@ static int set_boot(const struct provision_opts *o, const struct svm_image *imag
 
 /* The domain's XML; a restored guest (restoring) already has its disk,
  * copied from the checkpoint, where a fresh one gets its new overlay. */
+/* A saved guest's identity: libvirt restores it only under its own name and
+ * UUID (its name may carry the node it was first started on). */
+struct saved_identity {
+	char uuid[37];
+	char name[256];
+};
+
 static int render(const struct provision_opts *o, const struct svm_image *image,
-                  const struct svm_plan *plan, const char *restored_uuid, char **xml,
+                  const struct svm_plan *plan, const struct saved_identity *restored, char **xml,
                   struct svm_err *err)
 {
-	bool restoring = restored_uuid != NULL;
+	bool restoring = restored != NULL;
 	char console[4096], socket_path[4096], uuid_text[37], overlay[4096], hostcall[4096];
 	char kernel[4096], initrd[4096];
 	struct svm_domain_spec spec = {0};
@@ -245,11 +253,12 @@ static int render(const struct provision_opts *o, const struct svm_image *image,
 	snprintf(socket_path, sizeof(socket_path), "%s/agent.sock", o->dir);
 	uuid_generate(uuid);
 	uuid_unparse_lower(uuid, uuid_text);
-	/* libvirt restores a saved guest only under its own UUID. */
 	if (restoring)
-		snprintf(uuid_text, sizeof(uuid_text), "%s", restored_uuid);
-	spec.name = o->name;
+		snprintf(uuid_text, sizeof(uuid_text), "%s", restored->uuid);
+	spec.name = restoring ? restored->name : o->name;
 	spec.uuid = uuid_text;
+	spec.owner_node = o->node;
+	spec.job_id = o->job_id;
 	spec.uid = o->uid;
 	spec.gid = o->gid;
 	/* The catalog first: it says how the guest boots and what the agent
@@ -342,24 +351,46 @@ static int create_domain(virConnectPtr conn, const char *xml, struct svm_err *er
 	return -1;
 }
 
-/* The UUID of the guest saved in the stage's state file (libvirt reads it
- * there: the copy is root's and verified). */
-static int saved_uuid(virConnectPtr conn, const char *memory, char *out, struct svm_err *err)
+/* The text of <tag> in xml when it is made of allowed bytes only. */
+static bool element_text(const char *xml, const char *tag, const char *allowed, char *out,
+                         size_t len)
 {
+	char open[32];
+	const char *at;
+	size_t n;
+
+	snprintf(open, sizeof(open), "<%s>", tag);
+	at = strstr(xml, open);
+	if (at == NULL)
+		return false;
+	at += strlen(open);
+	n = strspn(at, allowed);
+	if (n == 0 || n >= len || at[n] != '<')
+		return false;
+	memcpy(out, at, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* The name and UUID of the guest saved in the stage's state file (libvirt
+ * reads it there: the copy is root's and verified). Names we give are
+ * spank_vm-<node>-<job>: Slurm node names are letters, digits, '-', '_', '.'. */
+static int saved_identity(virConnectPtr conn, const char *memory, struct saved_identity *id,
+                          struct svm_err *err)
+{
+	static const char name_bytes[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                                 "0123456789-_.";
 	char *xml = virDomainSaveImageGetXMLDesc(conn, memory, 0);
-	const char *at = xml ? strstr(xml, "<uuid>") : NULL;
 	uuid_t parsed;
-	int rc = -1;
+	bool ok;
 
 	if (xml == NULL)
 		return provision_libvirt_error(err, "cannot read the checkpoint's saved state");
-	if (at != NULL && strlen(at) > 6 + 36 && at[6 + 36] == '<') {
-		memcpy(out, at + 6, 36);
-		out[36] = '\0';
-		rc = uuid_parse(out, parsed) == 0 ? 0 : -1;
-	}
+	ok = element_text(xml, "uuid", "0123456789abcdef-", id->uuid, sizeof(id->uuid)) &&
+	     uuid_parse(id->uuid, parsed) == 0 &&
+	     element_text(xml, "name", name_bytes, id->name, sizeof(id->name));
 	free(xml);
-	return rc == 0 ? 0 : svm_err_set(err, "the checkpoint's saved state names no UUID");
+	return ok ? 0 : svm_err_set(err, "the checkpoint's saved state names no guest");
 }
 
 static int restore_domain(virConnectPtr conn, const char *memory, const char *xml,
@@ -381,7 +412,7 @@ struct start_state {
 };
 
 static int prepare_start(const struct provision_opts *o, struct start_state *st,
-                         struct svm_err *err)
+                         struct svm_err *err, char *saved_on)
 {
 	int found;
 
@@ -404,6 +435,9 @@ static int prepare_start(const struct provision_opts *o, struct start_state *st,
 		return -1;
 	if (found == 1)
 		st->memory[0] = '\0';
+	else
+		/* The shape recorded below names this node. */
+		snprintf(saved_on, SVM_CKPT_NODE_MAX + 1, "%s", st->manifest->node);
 	/* The shape recorded for later saves: the checkpoint's, or the new plan's. */
 	return provision_checkpoint_record_shape(o, &st->image, found == 1 ? &st->alloc : NULL,
 	                                         st->manifest, err);
@@ -414,10 +448,11 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 	struct start_state st = {0};
 	const struct svm_plan *plan;
 	virConnectPtr conn = NULL;
-	char *xml = NULL, line[512], uuid[37];
+	char *xml = NULL, line[512], saved_on[SVM_CKPT_NODE_MAX + 1] = "";
+	struct saved_identity saved;
 	int rc = -1;
 
-	if (prepare_start(o, &st, err) != 0)
+	if (prepare_start(o, &st, err, saved_on) != 0)
 		goto out;
 	plan = st.memory[0] ? &st.restored : &st.alloc;
 	/* The plan is recorded first: it tells an admin what was tried. */
@@ -426,10 +461,10 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 	conn = provision_connect(o, err);
 	if (conn == NULL || (o->net_bridge != NULL && provision_net_filter(conn, err) != 0))
 		goto out;
-	if (st.memory[0] && saved_uuid(conn, st.memory, uuid, err) != 0)
+	if (st.memory[0] && saved_identity(conn, st.memory, &saved, err) != 0)
 		goto out;
 	if (provision_prepare_console(o, err) != 0 ||
-	    render(o, &st.image, plan, st.memory[0] ? uuid : NULL, &xml, err) != 0)
+	    render(o, &st.image, plan, st.memory[0] ? &saved : NULL, &xml, err) != 0)
 		goto out;
 	if ((st.memory[0] ? restore_domain(conn, st.memory, xml, err)
 	                  : create_domain(conn, xml, err)) != 0 ||
@@ -437,8 +472,8 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 		goto out;
 	svm_plan_describe(plan, line, sizeof(line));
 	if (st.memory[0])
-		printf("restored %s from the checkpoint saved on %s: %s\n", o->name,
-		       st.manifest->node, line);
+		printf("restored %s from the checkpoint saved on %s: %s\n", saved.name, saved_on,
+		       line);
 	else
 		printf("started %s: %s\n", o->name, line);
 	rc = 0;
@@ -478,6 +513,14 @@ static bool shut_down_gracefully(virDomainPtr dom, unsigned timeout_s)
 	return false;
 }
 
+virDomainPtr provision_find_guest(virConnectPtr conn, const struct provision_opts *o)
+{
+	virResetLastError();
+	if (o->job_id != 0 && o->node != NULL)
+		return svm_domain_of_job(conn, o->node, o->job_id);
+	return virDomainLookupByName(conn, o->name);
+}
+
 int provision_cmd_stop(const struct provision_opts *o, struct svm_err *err)
 {
 	virConnectPtr conn = provision_connect(o, err);
@@ -486,13 +529,14 @@ int provision_cmd_stop(const struct provision_opts *o, struct svm_err *err)
 
 	if (conn == NULL)
 		return -1;
-	dom = virDomainLookupByName(conn, o->name);
+	dom = provision_find_guest(conn, o);
 	if (dom == NULL) {
 		/* Already gone is what stop wants: it may run twice (exit, epilog). */
 		const virError *e = virGetLastError();
 
-		rc = (e && e->code == VIR_ERR_NO_DOMAIN) ? 0
-		                                         : provision_libvirt_error(err, "lookup");
+		rc = (e == NULL || e->code == VIR_ERR_NO_DOMAIN)
+		             ? 0
+		             : provision_libvirt_error(err, "lookup");
 		goto out;
 	}
 	if (!shut_down_gracefully(dom, o->timeout_s) && virDomainIsActive(dom) == 1 &&

@@ -17,12 +17,17 @@ static const char usage_text[] =
         "              --net-hosts NAME,...] (a NIC on the job network, --vm-net=cluster)\n"
         "             [--checkpoint-stage DIR --job ID --node NAME [--checkpoint DIR]]\n"
         "             (a guest that can be checkpointed; restored from DIR's checkpoint)\n"
-        "       spank-vm-provision stop  --name NAME [--timeout SECONDS] [--uri URI]\n"
-        "       spank-vm-provision save  --name NAME --owner UID:GID --dir DIR\n"
+        "       spank-vm-provision stop  --name NAME [--job ID --node NAME] [--timeout SECONDS]\n"
+        "             [--uri URI]\n"
+        "       spank-vm-provision save  --name NAME [--job ID --node NAME] --owner UID:GID\n"
+        "             --dir DIR\n"
         "             --checkpoint-stage DIR --checkpoint DIR [--keep-running] [--uri URI]\n"
         "ALLOCATION: [--cores LIST] [--cpuset LIST | --cgroup-pid PID] --mem SIZE\n"
         "            [--reserve SIZE] [--min-guest SIZE] [--hypervisor kvm|qemu|xen]\n"
-        "            [--hugepages none|2M|1G] [--emulator-cpus LIST] [--topology-xml FILE]\n";
+        "            [--hugepages none|2M|1G] [--emulator-cpus LIST] [--topology-xml FILE]\n"
+        "--job ID --node NAME: the job and node the guest is for (its libvirt metadata);\n"
+        "stop and save then find it by them: a guest restored on another node keeps\n"
+        "the name it was saved under.\n";
 
 enum {
 	OPT_CORES = 256,

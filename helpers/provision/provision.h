@@ -137,6 +137,11 @@ struct svm_ckpt_manifest;
 int provision_checkpoint_record_shape(const struct provision_opts *o, const struct svm_image *image,
                                       const struct svm_plan *plan, struct svm_ckpt_manifest *m,
                                       struct svm_err *err);
+/* The guest this command is about: with --job and --node the one libvirt's
+ * metadata gives to that job on that node (its name may be another node's,
+ * after a restore), else the one named --name; NULL if none. */
+struct _virDomain *provision_find_guest(struct _virConnect *conn, const struct provision_opts *o);
+
 /* Copies the job's checkpoint in (as the user, verified) and fits it to
  * alloc: 0 with *restored and the state file's path, 1 if there is none. */
 int provision_restore_load(const struct provision_opts *o, const struct svm_image *image,

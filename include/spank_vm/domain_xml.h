@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "spank_vm/error.h"
@@ -59,6 +60,13 @@
  * receive only from there, ARP included. Parameters IP and JOBNET. */
 #define SVM_NET_FILTER_NAME "spank_vm-job"
 
+/* Whose guest a domain is, in its <metadata>: <guest node="NODE" job="JOB"/>
+ * in this namespace (libvirt's API calls the element's prefix the key). The node is where it runs
+ * now: a guest restored on another node keeps the name it was saved under (libvirt restores only
+ * under it), so a node finds its guests by this, not by name (helpers/domain_owner.c). */
+#define SVM_DOMAIN_METADATA_URI    "urn:x-spank-vm:guest:1"
+#define SVM_DOMAIN_METADATA_PREFIX "spank_vm"
+
 /* A host directory shown to the guest over 9p under a mount tag. */
 struct svm_share {
 	const char *host_dir; /* absolute */
@@ -70,8 +78,10 @@ struct svm_share {
  * be absolute. */
 struct svm_domain_spec {
 	const char *name;
-	const char *uuid; /* canonical 8-4-4-4-12 hex form */
-	uid_t uid;        /* the emulator runs as uid:gid */
+	const char *uuid;       /* canonical 8-4-4-4-12 hex form */
+	const char *owner_node; /* NULL: no ownership metadata; else with job_id */
+	uint32_t job_id;
+	uid_t uid; /* the emulator runs as uid:gid */
 	gid_t gid;
 	const char *kernel;       /* required unless boot_disk */
 	const char *initrd;       /* NULL: none */

@@ -5,9 +5,10 @@
 # runs on: every count arrives once and in order, the job completes (its end
 # saves nothing), the checkpoint's files are the user's. A job requeued by
 # Slurm is saved as it is taken away, its script never signalled, and starts
-# again from that checkpoint; on another node it fails with the reason, and
-# back on its node too soon for slurmd it never runs on the host. A cancelled
-# job is not saved. A job without --vm-checkpoint is refused by ctl.
+# again from that checkpoint, on its node or on the other one (re-pinned to
+# its cores there); back on its node too soon for slurmd it never runs on the
+# host. A cancelled
+# job is not saved; a job of two nodes is refused. A job without --vm-checkpoint is refused by ctl.
 source "$(dirname "$0")/lib.sh"
 
 image="ckpt-tiny"
@@ -65,7 +66,8 @@ assert_eq "$(seq 1 40 | sed 's/^/count /')" "$(cat "$dir/out")" "the job's outpu
 # boot id, its count file where the requeue found it), its vCPUs pinned to
 # the job's new cpuset. The script starts again in it (re-attaching to the
 # saved session is not done yet: README) and counts on from the guest's
-# count. Restoring on another node is not done yet either.
+# count. Requeued again, it goes on on the other node in the same guest: the
+# guest keeps its name there, and only that node counts it as its own.
 # shellcheck disable=SC2016 # expanded in the guest
 as_user tee "$dir/resume.sh" >/dev/null <<'EOS'
 #!/bin/sh
@@ -92,7 +94,7 @@ requeue_on() {
 	local before
 	scontrol requeuehold "$id"
 	wait_until 120 "job $id's guest to go" runtime_dir_empty
-	saved_count=$(grep -c '^count ' "$dir/resume.out")
+	saved_count=$(grep '^count ' "$dir/resume.out" | tail -1 | cut -d' ' -f2)
 	before=$(starts)
 	scontrol update jobid="$id" ExcNodeList="$(tr ' ' '\n' <<<"$NODES" | grep -vx "$1")"
 	[ "${2:-}" != now ] || scontrol update jobid="$id" StartTime=now
@@ -103,32 +105,43 @@ requeue_on() {
 # being requeued: that is no start).
 starts() { grep '^start at \|spank_vm: ' "$dir/resume.out" | grep -vc 'is being requeued' || true; }
 job_restarted() { [ "$(starts)" -gt "$1" ]; }
+# restored_at N: the count the Nth start began at, checked against the
+# counts seen before its requeue and the first start's boot id.
+restored_at() {
+	local line at first
+	first=$(grep '^start at ' "$dir/resume.out" | sed -n 1p)
+	line=$(grep '^start at ' "$dir/resume.out" | sed -n "$1p")
+	assert_eq "${first#* on }" "${line#* on }" "the restored guest's boot id (start $1)"
+	at=${line#start at }
+	at=${at% on *}
+	# The guest may have written its count file and not yet said it.
+	((at >= saved_count && at <= saved_count + 1 && at >= 5)) ||
+		fail "start $1 began at $at; $saved_count was counted before the requeue"
+	echo "$at"
+}
 requeue_on "$from"
 assert_checkpoint_of "$dir/ck" "$id"
 assert_eq "$from" "$(job_field "$id" BatchHost)" "the node of the requeued job"
 first=$(grep '^start at ' "$dir/resume.out" | sed -n 1p)
-second=$(grep '^start at ' "$dir/resume.out" | sed -n 2p)
 assert_eq "start at 0" "${first% on *}" "the first start"
-assert_eq "${first#* on }" "${second#* on }" "the restored guest's boot id"
-at=${second#start at }
-at=${at% on *}
-# The guest may have written its count file and not yet said it.
-((at >= saved_count && at <= saved_count + 1 && at >= 5)) ||
-	fail "the restored guest's count is $at; $saved_count were counted before the requeue"
+at=$(restored_at 2)
 assert_eq "$(expand_list "$(job_cpus "$id")")" "$(expand_list "$(domain_pins "spank_vm-$from-$id")")" \
 	"the restored guest's vCPU pins vs the job's cpuset"
-wait_job_done "$id" 180
-assert_eq COMPLETED "$(job_state "$id")" "the requeued job"
-assert_eq "count 30" "$(grep '^count ' "$dir/resume.out" | tail -1)" "the requeued job's last count"
-echo "requeued on $from: counted $saved_count, the restored guest went on from $at"
+echo "requeued on $from: counted to $saved_count, the restored guest went on from $at"
 
-# On the other node the checkpoint is refused with the reason; the job fails.
+wait_until 120 "job $id to count to $((at + 3))" resumed_to $((at + 3))
 requeue_on "$other" now
-wait_until 120 "job $id to end" job_is_done "$id"
-assert_eq FAILED "$(job_state "$id")" "job $id with its checkpoint refused"
-assert_contains "$(tail -3 "$dir/resume.out")" \
-	"the checkpoint was saved on node $from: restoring on another node ($other) is not supported yet" \
-	"the job's output"
+assert_eq "$other" "$(job_field "$id" BatchHost)" "the node of the job requeued elsewhere"
+at=$(restored_at 3)
+assert_eq "$(expand_list "$(job_cpus "$id")")" "$(expand_list "$(domain_pins "spank_vm-$from-$id")")" \
+	"the vCPU pins of the guest restored on $other vs the job's cpuset there"
+assert_contains "$(node=$other ctl list)" "$id" "ctl list on $other"
+assert_not_contains "$(node=$from ctl list | sed 1d)" "$id" "ctl list on $from"
+assert_not_contains "$(node=$from ctl gc --dry-run)" "job $id" "ctl gc on $from"
+wait_job_done "$id" 180
+assert_eq COMPLETED "$(job_state "$id")" "the job requeued to $other"
+assert_eq "count 30" "$(grep '^count ' "$dir/resume.out" | tail -1)" "the requeued job's last count"
+echo "requeued to $other: counted to $saved_count, the restored guest went on from $at"
 assert_nodes_healthy
 
 # Back on its first node at once, slurmd may skip the prolog (and so the
@@ -155,6 +168,16 @@ scancel "$id"
 wait_job_done "$id" 120
 wait_until 120 "job $id's guest to go" runtime_dir_empty
 [ ! -e "$dir/ck/spank_vm-job$id" ] || fail "the cancelled job $id was saved"
+
+# A job of two nodes cannot be checkpointed (one checkpoint per job): its
+# prolog refuses the request, and its tasks fail with the reason.
+id=$(submit -N 2 -D / -o "$dir/two.out" --mem 512M --vm="$image" --vm-checkpoint="$dir/ck" \
+	"$dir/count.sh")
+wait_job_done "$id" 120
+assert_eq FAILED "$(job_state "$id")" "a two-node --vm-checkpoint job"
+assert_contains "$(cat "$dir/two.out")" \
+	"--vm-checkpoint: only a job of one node can be checkpointed" "the two-node job's output"
+wait_until 60 "job $id's runtime directories to go" runtime_dir_empty
 
 # A job that did not ask for checkpoints.
 held_job_script "$dir" | as_user tee "$dir/held.sh" >/dev/null

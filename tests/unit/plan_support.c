@@ -134,6 +134,8 @@ struct svm_domain_spec support_spec(bool with_disk)
 	struct svm_domain_spec spec = {
 	        .name = "spank_vm-4242",
 	        .uuid = "6f1c1a52-8f0e-4a8e-9d2b-3c4d5e6f7a8b",
+	        .owner_node = "node1",
+	        .job_id = 4242,
 	        .uid = 1000,
 	        .gid = 1000,
 	        .kernel = "/boot/vmlinuz-6.1.0-18-amd64",

@@ -449,6 +449,7 @@ static void test_domain_xml_hostile_strings_keep_the_structure_and_round_trip(vo
 	benign.nshares = 1;
 	benign.fw_cfg_config = "spank_vm.allow_root=0";
 	hostile.name = HOSTILE;
+	hostile.owner_node = HOSTILE;
 	hostile.kernel = "/" HOSTILE;
 	hostile.initrd = "/" HOSTILE;
 	hostile.cmdline = HOSTILE;
@@ -467,6 +468,7 @@ static void test_domain_xml_hostile_strings_keep_the_structure_and_round_trip(vo
 	assert_int_equal(count_elements(xmlDocGetRootElement(hostile_doc)),
 	                 count_elements(xmlDocGetRootElement(benign_doc)));
 	assert_xpath_string(hostile_doc, "/domain/name", HOSTILE);
+	assert_xpath_string(hostile_doc, "/domain/metadata/*[local-name()='guest']/@node", HOSTILE);
 	assert_xpath_string(hostile_doc, "/domain/os/kernel", "/" HOSTILE);
 	assert_xpath_string(hostile_doc, "/domain/os/initrd", "/" HOSTILE);
 	assert_xpath_string(hostile_doc, "/domain/os/cmdline", HOSTILE);
