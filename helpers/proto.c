@@ -474,6 +474,7 @@ static int next_tlv(struct cursor *c, const char *what, struct tlv *field, struc
 static int first_time(unsigned *seen, const char *what, const struct tlv *field,
                       struct svm_err *err)
 {
+	/* Bits by tag number: the optional bit aside (tags stay below 32). */
 	unsigned bit = 1u << (field->tag & 31u);
 
 	if (*seen & bit)
@@ -1005,6 +1006,7 @@ void svm_proto_exec_init(struct svm_proto_exec *exec)
 	exec->umask = SVM_PROTO_DEFAULT_UMASK;
 	exec->flags = 0;
 	exec->extra_fd = 0;
+	exec->role = SVM_PROTO_ROLE_TASK;
 }
 
 /* execve() takes C strings: an embedded NUL would silently cut an argument. */
@@ -1102,6 +1104,8 @@ static int check_exec(const struct svm_proto_exec *exec, struct svm_err *err)
 		return svm_err_set(err, "EXEC: umask 0%" PRIo32 " exceeds 0777", exec->umask);
 	if ((exec->flags & ~SVM_PROTO_EXEC_ALL_FLAGS) != 0)
 		return svm_err_set(err, "EXEC: unknown flags 0x%" PRIx32, exec->flags);
+	if (exec->role > SVM_PROTO_ROLE_BATCH)
+		return svm_err_set(err, "EXEC: unknown role %" PRIu32, exec->role);
 	return 0;
 }
 
@@ -1163,6 +1167,8 @@ int svm_proto_encode_exec(struct svm_proto_buf *buf, uint32_t session,
 	put_tlv_u32(&w, SVM_PROTO_EXEC_FLAGS, exec->flags);
 	if (exec->flags & SVM_PROTO_EXEC_HAS_EXTRA)
 		put_tlv_u32(&w, SVM_PROTO_EXEC_EXTRA_FD, exec->extra_fd);
+	if (exec->role != SVM_PROTO_ROLE_TASK)
+		put_tlv_u32(&w, SVM_PROTO_EXEC_ROLE, exec->role);
 	return frame_end(&w, err);
 }
 
@@ -1196,6 +1202,8 @@ static uint32_t *exec_scalar(struct svm_proto_exec *exec, uint16_t tag)
 		return &exec->flags;
 	case SVM_PROTO_EXEC_EXTRA_FD:
 		return &exec->extra_fd;
+	case SVM_PROTO_EXEC_ROLE:
+		return &exec->role;
 	default:
 		return NULL;
 	}

@@ -201,6 +201,10 @@ void agent_sessions_reaped(struct agent_channel *ch, struct agent_sessions *all,
 /* Sessions whose program exited and whose output streams all ended send
  * EXIT and CLOSE. */
 void agent_sessions_finish(struct agent_channel *ch, struct agent_sessions *all);
+/* A new host took over a restored guest (doc/protocol.md 7.1): every
+ * suspended session ends but the job's batch script, which waits (unpolled)
+ * for the new host's batch EXEC to adopt it; true if there is one. */
+bool agent_sessions_keep_batch(struct agent_sessions *all);
 /* The connection is gone or failed: SIGKILL every program, forget all. */
 void agent_sessions_kill_all(struct agent_sessions *all);
 

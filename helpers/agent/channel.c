@@ -384,9 +384,11 @@ static void end_suspension(struct agent_channel *ch, const struct svm_proto_fram
 {
 	if (frame->type == SVM_PROTO_MSG_RESUME || !ch->suspended)
 		return;
-	agent_log("the host did not resume the %zu paused sessions: ending them",
-	          ch->sessions.count);
-	agent_sessions_kill_all(&ch->sessions);
+	size_t count = ch->sessions.count;
+	bool kept = agent_sessions_keep_batch(&ch->sessions);
+
+	agent_log("the host did not resume the %zu paused sessions: ended them%s", count,
+	          kept ? " but the batch script, which its new host may take over" : "");
 	ch->suspended = false;
 	ch->last_exec_id = 0; /* their ids are this host's to use: it never saw them */
 }

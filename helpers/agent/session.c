@@ -59,6 +59,9 @@ struct agent_session {
 	int wait_status;
 	uint64_t pending_signals; /* arrived before STARTED */
 	bool on_host;             /* served by spank-vm-hostcall */
+	bool batch;               /* EXEC role BATCH: the job's batch script */
+	bool orphan;              /* a restored guest's batch script, awaiting its new host */
+	uint32_t uid, gid;        /* who it runs as: only that identity adopts it */
 	char program[96];         /* argv[0] and the cwd, printable and bounded: */
 	char cwd[96];             /* what a failure to start names */
 	struct out_stream out[SVM_PROTO_STREAMS];
@@ -78,7 +81,7 @@ static void close_fd(int *fd)
 static struct agent_session *find(struct agent_sessions *all, uint32_t id)
 {
 	for (struct agent_session *s = all->head; s != NULL; s = s->next)
-		if (s->id == id)
+		if (s->id == id && !s->orphan)
 			return s;
 	return NULL;
 }
@@ -288,6 +291,9 @@ static struct agent_session *new_session(uint32_t id, const struct svm_proto_exe
 		return NULL;
 	s->id = id;
 	s->state = SESSION_STARTING;
+	s->batch = e->role == SVM_PROTO_ROLE_BATCH;
+	s->uid = e->uid;
+	s->gid = e->gid;
 	printable_copy(s->program, sizeof(s->program), e->argv[0].data, e->argv[0].len);
 	printable_copy(s->cwd, sizeof(s->cwd), e->cwd.data, e->cwd.len);
 	s->status_slot = -1;
@@ -407,6 +413,70 @@ not_slurm:
 	return SVM_PROTO_E_EXEC_FAILED;
 }
 
+static struct agent_session *find_orphan(struct agent_sessions *all)
+{
+	for (struct agent_session *s = all->head; s != NULL; s = s->next)
+		if (s->orphan)
+			return s;
+	return NULL;
+}
+
+/* Whether the orphan can be handed to this EXEC: the same identity, and its
+ * script (stream 3) and stdin were delivered whole before the save. */
+static bool adoptable(const struct agent_session *s, const struct svm_proto_exec *e)
+{
+	return s->uid == e->uid && s->gid == e->gid && s->in[0].fd < 0 && s->in[3].fd < 0 &&
+	       s->in[0].len == s->in[0].head && s->in[3].len == s->in[3].head;
+}
+
+/* The new host's batch proxy takes over the script it ran before the save:
+ * fresh flow control, what it sends on its streams is dropped (the script
+ * has its input), and every output stream that ended before is ended again
+ * for it. */
+static void adopt(struct agent_channel *ch, struct agent_session *s, uint32_t id,
+                  const struct svm_proto_exec *e)
+{
+	s->id = id;
+	s->orphan = false;
+	for (int i = 0; i < SVM_PROTO_STREAMS; i++) {
+		svm_proto_send_credit_init(&s->out[i].credit);
+		svm_proto_recv_window_init(&s->in[i].window);
+		s->in[i].eof = false;
+		s->in[i].head = s->in[i].len = 0;
+	}
+	s->in[0].open = (e->flags & SVM_PROTO_EXEC_HAS_STDIN) != 0;
+	s->in[3].open = (e->flags & SVM_PROTO_EXEC_HAS_EXTRA) != 0;
+	if (!s->out[3].open)
+		s->out[3].fd = -1;
+	s->out[3].open = s->in[3].open;
+	if (s->state == SESSION_RUNNING)
+		agent_send_started(ch, id, s->pid);
+	for (int i = 1; i < SVM_PROTO_STREAMS; i++)
+		if (s->out[i].open && s->out[i].fd < 0)
+			agent_send_eof(ch, id, (uint8_t)i);
+	agent_log("session %u: the restored guest's batch script (pid %d) goes on", id,
+	          (int)s->pid);
+}
+
+/* A batch EXEC after a restore: true when it adopted the waiting script. */
+static bool adopt_orphan(struct agent_channel *ch, struct agent_sessions *all, uint32_t id,
+                         const struct svm_proto_exec *e)
+{
+	struct agent_session *s = find_orphan(all);
+
+	if (s == NULL || e->role != SVM_PROTO_ROLE_BATCH)
+		return false;
+	if (adoptable(s, e)) {
+		adopt(ch, s, id, e);
+		return true;
+	}
+	agent_log("the restored guest's batch script cannot go on (another identity, or its "
+	          "input was cut by the save): ending it");
+	kill_program(s);
+	unlink_session(all, s);
+	return false;
+}
+
 void agent_session_exec(struct agent_channel *ch, struct agent_sessions *all, uint32_t id,
                         const struct svm_proto_frame *frame, const struct agent_config *config)
 {
@@ -418,6 +488,8 @@ void agent_session_exec(struct agent_channel *ch, struct agent_sessions *all, ui
 
 	if (svm_proto_decode_exec(frame, e, &err) != 0)
 		code = SVM_PROTO_E_MALFORMED;
+	else if (adopt_orphan(ch, all, id, e))
+		return;
 	else if (!identity_allowed(e, config->allow_root))
 		code = refusal(&err, SVM_PROTO_E_IDENTITY_REFUSED, 0,
 		               "this guest runs no program as root (uid or gid 0); only an "
@@ -725,6 +797,12 @@ static void fill_session(struct agent_channel *ch, struct agent_session *s, stru
 {
 	bool room = agent_channel_can_send_data(ch);
 
+	if (s->orphan) { /* nothing of it moves until it is adopted */
+		s->status_slot = -1;
+		for (int i = 0; i < SVM_PROTO_STREAMS; i++)
+			s->out[i].slot = s->in[i].slot = -1;
+		return;
+	}
 	s->status_slot = s->status_fd >= 0 ? add_fd(fds, n, s->status_fd, POLLIN) : -1;
 	for (int i = 0; i < SVM_PROTO_STREAMS; i++) {
 		struct out_stream *out = &s->out[i];
@@ -794,13 +872,34 @@ static bool output_ended(const struct agent_session *s)
 void agent_sessions_finish(struct agent_channel *ch, struct agent_sessions *all)
 {
 	for (struct agent_session *s = all->head; s != NULL; s = s->next) {
-		if (s->state != SESSION_RUNNING || !s->exited || !output_ended(s))
+		if (s->state != SESSION_RUNNING || s->orphan || !s->exited || !output_ended(s))
 			continue;
 		agent_send_exit(ch, s->id, s->wait_status);
 		release_streams(s);
 		agent_send_close(ch, s->id);
 		s->state = SESSION_CLOSING;
 	}
+}
+
+bool agent_sessions_keep_batch(struct agent_sessions *all)
+{
+	struct agent_session *kept = NULL, *s = all->head;
+
+	while (s != NULL) {
+		struct agent_session *next = s->next;
+
+		if (kept == NULL && s->batch && s->state != SESSION_CLOSING) {
+			kept = s;
+			s->orphan = true;
+			s->id = 0; /* the new host's ids may reuse its old one */
+		} else {
+			if (s->state != SESSION_CLOSING)
+				kill_program(s);
+			unlink_session(all, s);
+		}
+		s = next;
+	}
+	return kept != NULL;
 }
 
 void agent_sessions_kill_all(struct agent_sessions *all)

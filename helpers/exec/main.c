@@ -381,6 +381,10 @@ static void build_exec(const struct exec_opts *o, struct svm_proto_exec *e, char
 		e->flags |= SVM_PROTO_EXEC_HAS_EXTRA;
 		e->extra_fd = (uint32_t)o->extra_fd;
 	}
+	/* A guest restored for a requeued job hands this proxy the script it
+	 * was running, instead of starting it again (doc/protocol.md 7.1). */
+	if (o->ship_script)
+		e->role = SVM_PROTO_ROLE_BATCH;
 }
 
 int main(int argc, char **argv)

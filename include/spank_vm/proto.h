@@ -113,7 +113,14 @@ enum svm_proto_exec_tag {
 	SVM_PROTO_EXEC_FLAGS = 8,
 	SVM_PROTO_EXEC_EXTRA_FD = 9,
 	/* 10 TERM and 11 PTY_SIZE are reserved for a later version. */
+	/* Optional (an older agent runs the program as a task): the role of
+	 * the program in its job, SVM_PROTO_ROLE_*. */
+	SVM_PROTO_EXEC_ROLE = SVM_PROTO_TAG_OPTIONAL | 12,
 };
+
+/* Values of the EXEC ROLE field. */
+#define SVM_PROTO_ROLE_TASK  0u /* the default */
+#define SVM_PROTO_ROLE_BATCH 1u /* the job's batch script: adopted after a restore */
 
 /* Bits of the EXEC FLAGS field. */
 #define SVM_PROTO_EXEC_HAS_STDIN 0x1u /* stream 0 exists; otherwise stdin is /dev/null */
@@ -244,6 +251,7 @@ struct svm_proto_exec {
 	uint32_t umask;
 	uint32_t flags;    /* SVM_PROTO_EXEC_HAS_* */
 	uint32_t extra_fd; /* with SVM_PROTO_EXEC_HAS_EXTRA only */
+	uint32_t role;     /* SVM_PROTO_ROLE_* */
 };
 
 /* Empty request: no args, no env, no groups, uid and gid unset, umask 022. */

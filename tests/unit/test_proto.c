@@ -277,6 +277,7 @@ static void assert_exec_equal(const struct svm_proto_exec *a, const struct svm_p
 	assert_int_equal(a->umask, b->umask);
 	assert_int_equal(a->flags, b->flags);
 	assert_int_equal(a->extra_fd, b->extra_fd);
+	assert_int_equal(a->role, b->role);
 }
 
 static void test_exec_round_trips_hostile_argv_and_env(void **state)
@@ -340,6 +341,7 @@ static void test_exec_round_trips_identity_and_extra_stream(void **state)
 	exec_in.umask = 0777;
 	exec_in.flags = SVM_PROTO_EXEC_HAS_STDIN | SVM_PROTO_EXEC_HAS_EXTRA;
 	exec_in.extra_fd = 5;
+	exec_in.role = SVM_PROTO_ROLE_BATCH;
 	svm_proto_buf_init(&buf, wire, sizeof(wire));
 	assert_int_equal(svm_proto_encode_exec(&buf, 9, &exec_in, &err), 0);
 	read_one(SVM_PROTO_HOST, &buf, &frame);
@@ -617,6 +619,9 @@ static void test_exec_with_bad_fields_is_refused(void **state)
 	         "extra stream fd 2 is outside"},
 	        {{VALID_ID, FU32(SVM_PROTO_EXEC_EXTRA_FD, 5)}, "without the extra stream flag"},
 	        {{VALID_ID, F(10, "xterm")}, "unknown field 10 (not marked optional)"},
+	        {{VALID_ID, FU32(SVM_PROTO_EXEC_ROLE, 2)}, "unknown role 2"},
+	        {{VALID_ID, FU32(SVM_PROTO_EXEC_ROLE, 1), FU32(SVM_PROTO_EXEC_ROLE, 1)},
+	         "appears twice"},
 	};
 	struct svm_proto_frame frame;
 	struct svm_err err;
