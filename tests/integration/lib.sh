@@ -42,7 +42,10 @@ user_home() {
 }
 
 # A fresh directory owned by the test user, for one test's files.
+# A fresh directory in the test user's home; the last run's (kept to look at
+# after a failure) goes now, so runs do not pile up.
 user_workdir() {
+	rm -rf "$(user_home)/${TEST_NAME}".??????
 	as_user mktemp -d "$(user_home)/${TEST_NAME}.XXXXXX"
 }
 

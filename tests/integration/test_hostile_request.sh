@@ -5,6 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 dir=$(user_workdir)
+rm -rf "$(user_home)"/hostile-client.??????
 client_dir=$(as_user mktemp -d "$(user_home)/hostile-client.XXXXXX")
 cp "$HOSTILE_CLIENT_SO" "$client_dir/hostile.so"
 chmod 0755 "$client_dir/hostile.so"

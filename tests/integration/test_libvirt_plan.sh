@@ -10,6 +10,7 @@ kernel=$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -1)
 initrd=/boot/initrd.img-${kernel#/boot/vmlinuz-}
 [ -n "$kernel" ] || fail "no kernel in /boot"
 name=spank_vm-test-plan
+rm -rf "$(user_home)"/libvirt-plan.??????
 gdir=$(as_user mktemp -d "$(user_home)/libvirt-plan.XXXXXX")
 owner="$(id -u "$TEST_USER"):$(id -g "$TEST_USER")"
 extra=()

@@ -11,6 +11,7 @@ initrd=/boot/initrd.img-${kernel#/boot/vmlinuz-}
 name=spank_vm-test-image
 images=$(mktemp -d "$CLUSTER_DIR/tmp/images.XXXXXX")
 chmod 0755 "$images"
+rm -rf "$(user_home)"/site-image.??????
 gdir=$(as_user mktemp -d "$(user_home)/site-image.XXXXXX")
 owner="$(id -u "$TEST_USER"):$(id -g "$TEST_USER")"
 extra=()
