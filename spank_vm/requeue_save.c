@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "plugin.h"
+#include "spank_vm/save_command.h"
 
 #define REQUEUED_HELPER    "spank-vm-requeued"
 #define REQUEUED_TIMEOUT_S 30
@@ -69,24 +70,15 @@ static void pause_mux(uint32_t job_id, const char *guest_dir)
 
 static void save_guest(uint32_t job_id, const struct svm_request *req, const char *guest_dir)
 {
-	char name[96], job[16], owner[48], stage[SVM_PATH_MAX + 32], output[1024];
-	char *argv[] = {(char *)"spank-vm-provision",
-	                (char *)"save",
-	                (char *)"--name",
-	                name,
-	                (char *)"--job",
-	                job,
-	                (char *)"--node",
-	                svm_plugin.node_name,
-	                (char *)"--owner",
-	                owner,
-	                (char *)"--dir",
-	                (char *)guest_dir,
-	                (char *)"--checkpoint-stage",
-	                stage,
-	                (char *)"--checkpoint",
-	                (char *)req->checkpoint_dir,
-	                NULL};
+	char name[96], output[1024];
+	struct svm_save_guest g = {.exe = "spank-vm-provision",
+	                           .runtime_dir = svm_plugin.config.runtime_dir,
+	                           .job_id = job_id,
+	                           .node = svm_plugin.node_name,
+	                           .name = name,
+	                           .guest_dir = guest_dir,
+	                           .checkpoint_dir = req->checkpoint_dir};
+	struct svm_save_command cmd;
 	struct stat st;
 
 	/* The guest directory is the user's: its owner is the job's. */
@@ -95,11 +87,10 @@ static void save_guest(uint32_t job_id, const struct svm_request *req, const cha
 		svm_error("job %u: requeued, but it has no guest to save", job_id);
 		return;
 	}
-	snprintf(job, sizeof(job), "%u", job_id);
-	snprintf(owner, sizeof(owner), "%u:%u", (unsigned)st.st_uid, (unsigned)st.st_gid);
-	snprintf(stage, sizeof(stage), "%s/%u/%s", svm_plugin.config.runtime_dir, job_id,
-	         SVM_CHECKPOINT_STAGE);
-	if (svm_run_helper(argv[0], argv, SAVE_TIMEOUT_S, output, sizeof(output)) != 0)
+	g.uid = st.st_uid;
+	g.gid = st.st_gid;
+	svm_save_command(&cmd, &g);
+	if (svm_run_helper(cmd.argv[0], cmd.argv, SAVE_TIMEOUT_S, output, sizeof(output)) != 0)
 		svm_error("job %u: requeued, but its guest could not be saved: %.*s", job_id,
 		          (int)strcspn(output, "\n"), output);
 	else

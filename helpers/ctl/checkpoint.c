@@ -17,6 +17,7 @@
 #include "ctl.h"
 #include "spank_vm/request.h"
 #include "spank_vm/runtime.h"
+#include "spank_vm/save_command.h"
 #include "spank_vm/values.h"
 
 struct ckpt_job {
@@ -69,41 +70,30 @@ static int find_guest_dir(const struct ctl *c, struct ckpt_job *j, struct svm_er
 
 static int run_save(const struct ctl *c, const struct ckpt_job *j, struct svm_err *err)
 {
-	char exe[PATH_MAX + 32], name[128], job[16], owner[48], stage[PATH_MAX + 32];
-	char *argv[] = {exe,
-	                (char *)"save",
-	                (char *)"--name",
-	                name,
-	                (char *)"--job",
-	                job,
-	                (char *)"--node",
-	                (char *)c->node,
-	                (char *)"--owner",
-	                owner,
-	                (char *)"--dir",
-	                (char *)j->guest_dir,
-	                (char *)"--checkpoint-stage",
-	                stage,
-	                (char *)"--checkpoint",
-	                (char *)j->req.checkpoint_dir,
-	                (char *)"--keep-running",
-	                c->uri ? (char *)"--uri" : NULL,
-	                (char *)c->uri,
-	                NULL};
+	char exe[PATH_MAX + 32], name[128];
+	struct svm_save_guest g = {.exe = exe,
+	                           .runtime_dir = c->config.runtime_dir,
+	                           .job_id = j->id,
+	                           .node = c->node,
+	                           .name = name,
+	                           .uid = j->uid,
+	                           .gid = j->gid,
+	                           .guest_dir = j->guest_dir,
+	                           .checkpoint_dir = j->req.checkpoint_dir,
+	                           .keep_running = true,
+	                           .uri = c->uri};
+	struct svm_save_command cmd;
 	int status;
 	pid_t pid;
 
 	snprintf(exe, sizeof(exe), "%s/spank-vm-provision", c->config.helper_dir);
 	ctl_domain_name(c, j->id, name, sizeof(name));
-	snprintf(job, sizeof(job), "%u", j->id);
-	snprintf(owner, sizeof(owner), "%u:%u", (unsigned)j->uid, (unsigned)j->gid);
-	snprintf(stage, sizeof(stage), "%s/%u/%s", c->config.runtime_dir, j->id,
-	         SVM_CHECKPOINT_STAGE);
+	svm_save_command(&cmd, &g);
 	pid = fork();
 	if (pid < 0)
 		return svm_err_errno(err, errno, "fork");
 	if (pid == 0) {
-		execv(exe, argv);
+		execv(exe, cmd.argv);
 		fprintf(stderr, CTL_PREFIX "cannot run %s: %s\n", exe, strerror(errno));
 		_exit(127);
 	}

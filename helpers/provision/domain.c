@@ -227,8 +227,6 @@ static int set_boot(const struct provision_opts *o, const struct svm_image *imag
 	return 0;
 }
 
-/* The domain's XML; a restored guest (restoring) already has its disk,
- * copied from the checkpoint, where a fresh one gets its new overlay. */
 /* A saved guest's identity: libvirt restores it only under its own name and
  * UUID (its name may carry the node it was first started on). */
 struct saved_identity {
@@ -236,6 +234,8 @@ struct saved_identity {
 	char name[256];
 };
 
+/* The domain's XML; a restored guest (restoring) already has its disk,
+ * copied from the checkpoint, where a fresh one gets its new overlay. */
 static int render(const struct provision_opts *o, const struct svm_image *image,
                   const struct svm_plan *plan, const struct saved_identity *restored, char **xml,
                   struct svm_err *err)

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "spank_vm/runtime.h"
+#include "spank_vm/save_command.h"
 
 static int make_root(void **state)
 {
@@ -109,6 +110,38 @@ static void test_create_refuses_planted_symlink(void **state)
 	assert_int_equal(access("/tmp", F_OK), 0);
 }
 
+static void test_save_command_names_the_guest_and_its_checkpoint(void **state)
+{
+	struct svm_save_guest g = {.exe = "spank-vm-provision",
+	                           .runtime_dir = "/run/spank_vm/n1",
+	                           .job_id = 42,
+	                           .node = "n1",
+	                           .name = "spank_vm-n0-42",
+	                           .uid = 1000,
+	                           .gid = 100,
+	                           .guest_dir = "/run/spank_vm/n1/42/guest",
+	                           .checkpoint_dir = "/scratch/ck"};
+	struct svm_save_command cmd;
+	char line[1024] = "";
+
+	(void)state;
+	svm_save_command(&cmd, &g);
+	for (char **arg = cmd.argv; *arg != NULL; arg++)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s",
+		         arg == cmd.argv ? "" : " ", *arg);
+	assert_string_equal(line,
+	                    "spank-vm-provision save --name spank_vm-n0-42 --job 42 --node n1 "
+	                    "--owner 1000:100 --dir /run/spank_vm/n1/42/guest "
+	                    "--checkpoint-stage /run/spank_vm/n1/42/checkpoint-stage "
+	                    "--checkpoint /scratch/ck");
+	g.keep_running = true;
+	g.uri = "qemu:///system";
+	svm_save_command(&cmd, &g);
+	assert_string_equal(cmd.argv[16], "--keep-running");
+	assert_string_equal(cmd.argv[18], "qemu:///system");
+	assert_null(cmd.argv[19]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -120,6 +153,7 @@ int main(void)
 	                                        remove_root),
 	        cmocka_unit_test_setup_teardown(test_create_refuses_planted_symlink, make_root,
 	                                        remove_root),
+	        cmocka_unit_test(test_save_command_names_the_guest_and_its_checkpoint),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
