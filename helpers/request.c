@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ static const struct {
         {SVM_OPT_NET, SVM_SEEN_NET},
         {SVM_OPT_CHECKPOINT, SVM_SEEN_CHECKPOINT},
         {SVM_OPT_DEBUG, SVM_SEEN_DEBUG},
+        {SVM_OPT_CHECKPOINT_SIGNAL, SVM_SEEN_CHECKPOINT_SIGNAL},
 };
 
 unsigned svm_request_option_bit(const char *option)
@@ -53,6 +55,25 @@ static int set_checkpoint(struct svm_request *req, const char *value, struct svm
 	return 0;
 }
 
+/* The signals Slurm's --signal is meant for: a job's own, harmless unasked. */
+static int set_checkpoint_signal(struct svm_request *req, const char *value, struct svm_err *err)
+{
+	const char *name = value != NULL && strncmp(value, "SIG", 3) == 0 ? value + 3 : value;
+
+	if (name != NULL && strcmp(name, "USR1") == 0)
+		req->checkpoint_signal = SIGUSR1;
+	else if (name != NULL && strcmp(name, "USR2") == 0)
+		req->checkpoint_signal = SIGUSR2;
+	else
+		return svm_err_set(err, "expected USR1 or USR2, got '%.32s'", value ? value : "");
+	return 0;
+}
+
+static const char *checkpoint_signal_name(int signo)
+{
+	return signo == SIGUSR1 ? "USR1" : signo == SIGUSR2 ? "USR2" : "";
+}
+
 static int set_debug(struct svm_request *req, const char *value, struct svm_err *err)
 {
 	if (value == NULL || *value == '\0') {
@@ -78,6 +99,8 @@ static int apply(struct svm_request *req, const char *option, const char *value,
 		return set_checkpoint(req, value, err);
 	if (strcmp(option, SVM_OPT_DEBUG) == 0)
 		return set_debug(req, value, err);
+	if (strcmp(option, SVM_OPT_CHECKPOINT_SIGNAL) == 0)
+		return set_checkpoint_signal(req, value, err);
 	return svm_err_set(err, "unknown option");
 }
 
@@ -95,6 +118,11 @@ int svm_request_check(const struct svm_request *req, unsigned options_seen, stru
 {
 	unsigned extra = options_seen & ~SVM_SEEN_VM;
 
+	if (req->enabled && req->checkpoint_signal != 0 && req->checkpoint_dir[0] == '\0')
+		return svm_err_set(err,
+		                   "--%s needs --%s=DIR (where the requeued job's guest is "
+		                   "saved)",
+		                   SVM_OPT_CHECKPOINT_SIGNAL, SVM_OPT_CHECKPOINT);
 	if (req->enabled || extra == 0)
 		return 0;
 	for (size_t i = 0; i < sizeof(option_bits) / sizeof(option_bits[0]); i++)
@@ -120,10 +148,11 @@ int svm_request_encode(const struct svm_request *req, char sep, char *buf, size_
 		return svm_err_set(err, "request: checkpoint path too long");
 	n = snprintf(buf, len,
 	             "format=%d%cimage=%s%chypervisor=%s%chugepages=%s%cnet=%s%c"
-	             "checkpoint=%s%cdebug=%d",
+	             "checkpoint=%s%cdebug=%d%ccheckpoint_signal=%s",
 	             SVM_REQUEST_FORMAT, sep, req->image, sep, svm_hypervisor_name(req->hypervisor),
 	             sep, svm_hugepages_name(req->hugepages), sep, svm_net_name(req->net), sep,
-	             checkpoint, sep, req->debug ? 1 : 0);
+	             checkpoint, sep, req->debug ? 1 : 0, sep,
+	             checkpoint_signal_name(req->checkpoint_signal));
 	if (n < 0 || (size_t)n >= len)
 		return svm_err_set(err, "request does not fit in %zu bytes", len);
 	return 0;
@@ -150,14 +179,17 @@ static int decode_field(struct svm_request *req, const char *key, const char *va
 		return *value == '\0' ? 0 : set_checkpoint(req, value, err);
 	if (strcmp(key, "debug") == 0)
 		return svm_parse_bool(value, &req->debug, err);
+	if (strcmp(key, "checkpoint_signal") == 0)
+		return *value == '\0' ? 0 : set_checkpoint_signal(req, value, err);
 	return svm_err_set(err, "unknown key '%.32s'", key);
 }
 
 static int decode_word(struct svm_request *req, char *word, unsigned *keys_seen,
                        struct svm_err *err)
 {
-	static const char *const keys[] = {"format", "image",      "hypervisor", "hugepages",
-	                                   "net",    "checkpoint", "debug"};
+	static const char *const keys[] = {
+	        "format", "image",      "hypervisor", "hugepages",
+	        "net",    "checkpoint", "debug",      "checkpoint_signal"};
 	char *eq = strchr(word, '=');
 	struct svm_err why;
 

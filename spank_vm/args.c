@@ -20,6 +20,7 @@ static const struct svm_arg args[] = {
         {SVM_OPT_NET, "SPANK_VM_NET"},
         {SVM_OPT_CHECKPOINT, "SPANK_VM_CHECKPOINT"},
         {SVM_OPT_DEBUG, "SPANK_VM_DEBUG"},
+        {SVM_OPT_CHECKPOINT_SIGNAL, "SPANK_VM_CHECKPOINT_SIGNAL"},
 };
 
 #define N_ARGS (sizeof(args) / sizeof(args[0]))
@@ -48,6 +49,11 @@ static struct spank_option spank_opts[] = {
          (char *)"Print what spank_vm does for the job (VM size, pinning, boot time) "
                  "[env SPANK_VM_DEBUG]",
          0, 5, option_cb},
+        {(char *)SVM_OPT_CHECKPOINT_SIGNAL, (char *)"USR1|USR2",
+         (char *)"With --vm-checkpoint: this signal to the batch step (e.g. from "
+                 "--signal=B:USR1@300, before the time limit) requeues the job; its VM is "
+                 "saved and goes on when the job starts again [env SPANK_VM_CHECKPOINT_SIGNAL]",
+         1, 6, option_cb},
         SPANK_OPTIONS_TABLE_END,
 };
 

@@ -169,6 +169,7 @@ static bool task_runs_in_guest;
 static bool task_debug;         /* --vm-debug: the proxy reports the guest */
 static bool task_forward_pmix;  /* the proxy carries PMIx's connections to the host */
 static char task_refusal[1024]; /* why the prolog refused the job's request */
+static int task_requeue_signal; /* --vm-checkpoint-signal: the batch proxy requeues on it */
 
 static bool is_task_step(spank_t sp, uint32_t *job_id)
 {
@@ -218,6 +219,7 @@ int svm_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 		return 0;
 	}
 	task_debug = task_runs_in_guest && req.debug;
+	task_requeue_signal = task_runs_in_guest && is_batch_step(sp) ? req.checkpoint_signal : 0;
 	/* PMIx's server is reached through the host call port, by helpers the
 	 * default guest sees at their host paths (a site image has neither). */
 	task_forward_pmix = task_runs_in_guest && strcmp(req.image, SVM_BUILTIN_IMAGE) == 0 &&
@@ -351,5 +353,12 @@ int svm_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		return -1;
 	if (task_forward_pmix && setenv_or_fail(sp, "SPANK_VM_FORWARD_PMIX", "1") != 0)
 		return -1;
+	if (task_requeue_signal != 0) {
+		char signo[16];
+
+		snprintf(signo, sizeof(signo), "%d", task_requeue_signal);
+		if (setenv_or_fail(sp, "SPANK_VM_REQUEUE_SIGNAL", signo) != 0)
+			return -1;
+	}
 	return redirect_to_proxy(sp);
 }

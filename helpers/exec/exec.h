@@ -54,7 +54,8 @@ struct exec_proxy {
 	uint32_t flags;
 	struct exec_sink sinks[SVM_PROTO_STREAMS];     /* 1, 2, 3 */
 	struct exec_source sources[SVM_PROTO_STREAMS]; /* 0, 3 */
-	int fail_code; /* nonzero: stop with this exit status and message */
+	int requeue_signal; /* --vm-checkpoint-signal: requeue the job on it (requeue.c) */
+	int fail_code;      /* nonzero: stop with this exit status and message */
 	char fail_msg[1200];
 };
 
@@ -62,6 +63,11 @@ struct exec_proxy {
  * script itself offered on *extra_fd (opened here); NULL and why if the
  * script cannot be read. */
 char **exec_ship_script(char **argv, int *extra_fd, char *why, size_t why_len);
+
+/* requeue.c: asks Slurm to requeue this task's job (scontrol requeue, as the
+ * job's user), saying so on stderr; false when it did not (the reason is on
+ * stderr too). */
+bool exec_requeue_job(int signo);
 
 /* main.c: one line on stderr, prefixed EXEC_PREFIX, and exit(code). */
 void exec_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));

@@ -48,6 +48,7 @@ struct exec_opts {
 	bool report_guest;      /* task mode, --vm-debug, rank 0: say what the guest is */
 	bool ship_script;       /* task mode, batch step: argv[0] is the host's script */
 	bool forward_pmix;      /* task mode: carry PMIx's server connections (forward.c) */
+	int requeue_signal;     /* task mode, batch step: --vm-checkpoint-signal's number */
 	char *serve_ports[EXEC_MAX_PORTS]; /* in the guest: --serve-port */
 	size_t nserve_ports;
 };
@@ -147,17 +148,11 @@ static void parse_args(int argc, char **argv, struct exec_opts *o)
  * task_init). Everything comes from the environment it set: on Slurm 22.05
  * argv[0] was replaced and the task's program is SPANK_VM_ARGV0; from 23.11
  * we were prepended and argv[1] is the program. */
-static const char *const task_env[] = {"SPANK_VM_TASK",
-                                       "SPANK_VM_ARGV0",
-                                       "SPANK_VM_SOCKET",
-                                       "SPANK_VM_READY_FILE",
-                                       "SPANK_VM_JOB_DIR",
-                                       "SPANK_VM_WAIT",
-                                       "SPANK_VM_EXTRA_FD",
-                                       "SPANK_VM_DEBUG_GUEST",
-                                       "SPANK_VM_SHIP_SCRIPT",
-                                       "SPANK_VM_FORWARD_PMIX",
-                                       NULL};
+static const char *const task_env[] = {
+        "SPANK_VM_TASK",           "SPANK_VM_ARGV0",        "SPANK_VM_SOCKET",
+        "SPANK_VM_READY_FILE",     "SPANK_VM_JOB_DIR",      "SPANK_VM_WAIT",
+        "SPANK_VM_EXTRA_FD",       "SPANK_VM_DEBUG_GUEST",  "SPANK_VM_SHIP_SCRIPT",
+        "SPANK_VM_REQUEUE_SIGNAL", "SPANK_VM_FORWARD_PMIX", NULL};
 
 static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 {
@@ -174,6 +169,10 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 	                  strcmp(getenv("SLURM_PROCID"), "0") == 0;
 	o->ship_script = getenv("SPANK_VM_SHIP_SCRIPT") != NULL;
 	o->forward_pmix = getenv("SPANK_VM_FORWARD_PMIX") != NULL;
+	if (getenv("SPANK_VM_REQUEUE_SIGNAL") != NULL &&
+	    svm_parse_uint(getenv("SPANK_VM_REQUEUE_SIGNAL"), 1, SVM_PROTO_MAX_SIGNAL, &v, &err) ==
+	            0)
+		o->requeue_signal = (int)v;
 	o->wait_timeout = 60;
 	o->extra_fd = -1;
 	if (wait != NULL && svm_parse_uint(wait, 1, 86400, &v, &err) == 0)
@@ -416,6 +415,7 @@ int main(int argc, char **argv)
 		report_guest(&o);
 	p.sinks[SVM_PROTO_EXTRA].fd = o.extra_fd;
 	p.sources[SVM_PROTO_EXTRA].fd = o.extra_fd;
+	p.requeue_signal = o.requeue_signal;
 	rc = exec_relay(&p, &exec_request);
 	free(cwd);
 	if (p.fail_code != 0)

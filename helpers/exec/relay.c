@@ -512,6 +512,11 @@ static void on_signals(struct exec_proxy *p)
 			p->close_received = true;
 			return;
 		}
+		/* --vm-checkpoint-signal: the job goes, its guest saved, and comes
+		 * back; the script sees nothing (unless Slurm refused). */
+		if ((int)info.ssi_signo == p->requeue_signal && p->exec_sent && !p->exited &&
+		    exec_requeue_job((int)info.ssi_signo))
+			continue;
 		if (p->exec_sent && !p->exited)
 			send_signal(p, info.ssi_signo);
 	}

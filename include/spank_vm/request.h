@@ -27,16 +27,18 @@ struct svm_request {
 	enum svm_hugepages hugepages;
 	enum svm_net net;
 	char checkpoint_dir[SVM_PATH_MAX + 1]; /* empty: none */
+	int checkpoint_signal; /* SIGUSR1 or SIGUSR2: the batch step's signal to requeue; 0: none */
 	bool debug;
 };
 
 /* Names of the user options; the request fields are set through them. */
-#define SVM_OPT_VM         "vm"
-#define SVM_OPT_HYPERVISOR "vm-hypervisor"
-#define SVM_OPT_HUGEPAGES  "vm-hugepages"
-#define SVM_OPT_NET        "vm-net"
-#define SVM_OPT_CHECKPOINT "vm-checkpoint"
-#define SVM_OPT_DEBUG      "vm-debug"
+#define SVM_OPT_VM                "vm"
+#define SVM_OPT_HYPERVISOR        "vm-hypervisor"
+#define SVM_OPT_HUGEPAGES         "vm-hugepages"
+#define SVM_OPT_NET               "vm-net"
+#define SVM_OPT_CHECKPOINT        "vm-checkpoint"
+#define SVM_OPT_CHECKPOINT_SIGNAL "vm-checkpoint-signal"
+#define SVM_OPT_DEBUG             "vm-debug"
 
 void svm_request_init(struct svm_request *req);
 
@@ -56,6 +58,7 @@ enum {
 	SVM_SEEN_NET = 1u << 3,
 	SVM_SEEN_CHECKPOINT = 1u << 4,
 	SVM_SEEN_DEBUG = 1u << 5,
+	SVM_SEEN_CHECKPOINT_SIGNAL = 1u << 6,
 };
 unsigned svm_request_option_bit(const char *option);
 

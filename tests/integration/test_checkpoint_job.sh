@@ -66,8 +66,9 @@ assert_eq "$(seq 1 40 | sed 's/^/count /')" "$(cat "$dir/out")" "the job's outpu
 # on from that checkpoint: the guest comes back as it was, its vCPUs pinned to
 # the job's new cpuset, and the new batch step takes over the script that was
 # running, so the count goes on in the same output file, never restarted.
-# Requeued again, it goes on on the other node in the same guest: the guest
-# keeps its name there, and only that node counts it as its own.
+# Requeued again, by its own --vm-checkpoint-signal this time, it goes on on
+# the other node in the same guest: the guest keeps its name there, and only
+# that node counts it as its own.
 # shellcheck disable=SC2016 # expanded in the guest
 as_user tee "$dir/resume.sh" >/dev/null <<'EOS'
 #!/bin/sh
@@ -81,7 +82,7 @@ done
 EOS
 as_user chmod +x "$dir/resume.sh"
 id=$(submit -D / -o "$dir/resume.out" --open-mode=append --requeue --mem 512M --vm="$image" \
-	--vm-checkpoint="$dir/ck" "$dir/resume.sh")
+	--vm-checkpoint="$dir/ck" --vm-checkpoint-signal=USR1 "$dir/resume.sh")
 resumed_to() { grep -q "^count $1\$" "$dir/resume.out" 2>/dev/null; }
 last_count() { grep '^count ' "$dir/resume.out" | tail -1 | cut -d' ' -f2; }
 # Lines of progress: counts, or what went wrong (a proxy killed late may say
@@ -91,17 +92,23 @@ wait_until 180 "job $id to count to 5" resumed_to 5
 from=$(job_field "$id" BatchHost)
 other=$(tr ' ' '\n' <<<"$NODES" | grep -vx "$from")
 [ ! -e "$dir/ck/spank_vm-job$id" ] || fail "job $id has a checkpoint before its requeue"
-# requeue_on NODE [now]: job $id requeued to run on NODE, after Slurm's
-# 2 minutes of requeue delay or at once; saved_count: its count by then.
+# requeue_on NODE [now [signal]]: job $id requeued to run on NODE, after
+# Slurm's 2 minutes of requeue delay or at once; by scontrol requeuehold, or
+# by the batch step's --vm-checkpoint-signal (USR1, as --signal=B:USR1@T
+# sends it); saved_count: its count by then.
 requeue_on() {
 	local before
-	scontrol requeuehold "$id"
+	if [ "${3:-}" == signal ]; then
+		scancel --signal=USR1 --batch "$id"
+	else
+		scontrol requeuehold "$id"
+	fi
 	wait_until 120 "job $id's guest to go" runtime_dir_empty
 	saved_count=$(last_count)
 	before=$(progress)
 	scontrol update jobid="$id" ExcNodeList="$(tr ' ' '\n' <<<"$NODES" | grep -vx "$1")"
 	[ "${2:-}" != now ] || scontrol update jobid="$id" StartTime=now
-	scontrol release "$id"
+	[ "${3:-}" == signal ] || scontrol release "$id"
 	wait_until 240 "job $id to go on on $1" went_on "$before"
 }
 went_on() { [ "$(progress)" -gt "$1" ]; }
@@ -121,7 +128,9 @@ assert_went_on "$from"
 echo "requeued on $from at count $saved_count: went on at $(last_count)"
 
 wait_until 120 "job $id to count to $((saved_count + 3))" resumed_to $((saved_count + 3))
-requeue_on "$other" now
+requeue_on "$other" now signal
+assert_contains "$(cat "$dir/resume.out")" \
+	"signal 10 (--vm-checkpoint-signal): job $id is requeued; its VM is saved" "the job's output"
 assert_eq "$other" "$(job_field "$id" BatchHost)" "the node of the job requeued elsewhere"
 assert_went_on "$other"
 assert_contains "$(node=$other ctl list)" "$id" "ctl list on $other"

@@ -40,6 +40,10 @@ for cmd in sbatch srun salloc; do
 	expect_refused "--vm-checkpoint: path 'ck' is not absolute" --vm --vm-checkpoint=ck
 	expect_refused "--vm-checkpoint: the default guest (--vm=host) shares the host's root over 9p, which QEMU cannot save; accepted: --vm=IMAGE of the site catalog" \
 		--vm --vm-checkpoint=/tmp/ck
+	expect_refused "--vm-checkpoint-signal: expected USR1 or USR2, got 'HUP'" \
+		--vm --vm-checkpoint-signal=HUP
+	expect_refused "--vm-checkpoint-signal needs --vm-checkpoint=DIR (where the requeued job's guest is saved)" \
+		--vm --vm-checkpoint-signal=USR1
 	expect_refused "--vm-debug needs --vm" --vm-debug
 	expect_refused "--vm-net needs --vm" --vm-net=cluster
 	expect_refused "--vm-hypervisor: unknown value 'bogus'" \

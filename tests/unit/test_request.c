@@ -1,4 +1,5 @@
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,30 @@ static void test_bad_option_values_name_the_option(void **state)
 	assert_non_null(strstr(err.msg, "none, cluster"));
 	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT, "rel/dir", "host", &err), -1);
 	assert_non_null(strstr(err.msg, "--vm-checkpoint"));
+	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_SIGNAL, "HUP", "host", &err), -1);
+	assert_string_equal(err.msg, "--vm-checkpoint-signal: expected USR1 or USR2, got 'HUP'");
+	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_SIGNAL, NULL, "host", &err), -1);
+}
+
+static void test_checkpoint_signal_needs_checkpoint(void **state)
+{
+	struct svm_request req;
+	struct svm_err err;
+
+	(void)state;
+	svm_request_init(&req);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_VM, "img", "host", &err), 0);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_SIGNAL, "SIGUSR2", "h", &err), 0);
+	assert_int_equal(req.checkpoint_signal, SIGUSR2);
+	assert_int_equal(svm_request_check(&req, SVM_SEEN_VM | SVM_SEEN_CHECKPOINT_SIGNAL, &err),
+	                 -1);
+	assert_string_equal(err.msg, "--vm-checkpoint-signal needs --vm-checkpoint=DIR (where "
+	                             "the requeued job's guest is saved)");
+	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT, "/ck", "h", &err), 0);
+	assert_int_equal(
+	        svm_request_check(
+	                &req, SVM_SEEN_VM | SVM_SEEN_CHECKPOINT_SIGNAL | SVM_SEEN_CHECKPOINT, &err),
+	        0);
 }
 
 static void test_hugepages_alone_means_2m(void **state)
@@ -85,6 +110,9 @@ static void test_record_round_trips_hostile_paths(void **state)
 		assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT, paths[i], "h", &err), 0);
 		assert_int_equal(svm_request_set(&req, SVM_OPT_HYPERVISOR, "qemu", "h", &err), 0);
 		assert_int_equal(svm_request_set(&req, SVM_OPT_DEBUG, NULL, "h", &err), 0);
+		assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_SIGNAL,
+		                                 i % 2 ? "USR1" : "USR2", "h", &err),
+		                 0);
 		for (int sep = 0; sep < 2; sep++) {
 			assert_int_equal(svm_request_encode(&req, sep ? '\n' : ' ', text,
 			                                    sizeof(text), &err),
@@ -106,6 +134,8 @@ static void test_decode_refuses_forged_records(void **state)
 	        "format=1 image=../x",
 	        "format=1 image=host hypervisor=vmware",
 	        "format=1 image=host checkpoint=relative",
+	        "format=1 image=host checkpoint_signal=KILL",
+	        "format=1 image=host checkpoint_signal=USR1 checkpoint_signal=USR1",
 	        "format=1 image=host checkpoint=/a%2F..%2Fb/..",
 	        "format=1 image=host checkpoint=/a%00b",
 	        "format=1 image=host checkpoint=/a%zz",
@@ -133,6 +163,7 @@ int main(void)
 	        cmocka_unit_test(test_vm_alone_means_default_image),
 	        cmocka_unit_test(test_bad_option_values_name_the_option),
 	        cmocka_unit_test(test_hugepages_alone_means_2m),
+	        cmocka_unit_test(test_checkpoint_signal_needs_checkpoint),
 	        cmocka_unit_test(test_vm_options_without_vm_are_refused),
 	        cmocka_unit_test(test_record_round_trips_hostile_paths),
 	        cmocka_unit_test(test_decode_refuses_forged_records),
