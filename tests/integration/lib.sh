@@ -142,3 +142,18 @@ for _ in \$(seq 1 1200); do [ -e "$1/release" ] && exit 0; sleep 0.1; done
 exit 3
 EOS
 }
+
+# make_checkpoint_image NAME CONTENT_DIR: a small site image whose init is the
+# agent, in the catalog as NAME (a --vm-checkpoint guest cannot be the default
+# one: its 9p root cannot be saved). The caller removes it with
+# remove_checkpoint_image NAME.
+make_checkpoint_image() {
+	mkdir -p "$2/var/tmp" "$2/tmp"
+	chmod 1777 "$2/var/tmp" "$2/tmp"
+	"$(helper_path spank-vm-image)" --agent "$(helper_path spank-vm-agent)" \
+		--make-disk "$IMAGE_DIR/$1.raw" --size 64M --add "$2" >/dev/null
+	chmod 0644 "$IMAGE_DIR/$1.raw"
+	printf 'disk=%s.raw\nformat=raw\nhypervisors=kvm,qemu\nboot=host-kernel\n' "$1" \
+		>"$IMAGE_DIR/$1.image"
+}
+remove_checkpoint_image() { rm -f "$IMAGE_DIR/$1.raw" "$IMAGE_DIR/$1.image"; }

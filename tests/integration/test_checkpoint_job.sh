@@ -16,18 +16,11 @@ image="ckpt-tiny"
 content=$(mktemp -d /tmp/svmdev-ckpt-content.XXXXXX)
 cleanup() {
 	cancel_test_jobs
-	rm -rf "$content" "$IMAGE_DIR/$image.raw" "$IMAGE_DIR/$image.image"
+	rm -rf "$content"
+	remove_checkpoint_image "$image"
 }
 trap cleanup EXIT
-
-# A small site image with the agent as its init, made here.
-mkdir -p "$content/var/tmp" "$content/tmp"
-chmod 1777 "$content/var/tmp" "$content/tmp"
-"$(helper_path spank-vm-image)" --agent "$(helper_path spank-vm-agent)" \
-	--make-disk "$IMAGE_DIR/$image.raw" --size 64M --add "$content" >/dev/null
-chmod 0644 "$IMAGE_DIR/$image.raw"
-printf 'disk=%s.raw\nformat=raw\nhypervisors=kvm,qemu\nboot=host-kernel\n' "$image" \
-	>"$IMAGE_DIR/$image.image"
+make_checkpoint_image "$image" "$content"
 
 dir=$(user_workdir)
 as_user mkdir "$dir/ck"
