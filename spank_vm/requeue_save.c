@@ -78,7 +78,7 @@ static void save_guest(uint32_t job_id, const struct svm_request *req, const cha
 	                           .name = name,
 	                           .guest_dir = guest_dir,
 	                           .checkpoint_dir = req->checkpoint_dir};
-	struct svm_save_command cmd;
+	struct svm_save_command cmd = {.argv = {NULL}};
 	struct stat st;
 
 	/* The guest directory is the user's: its owner is the job's. */

@@ -82,7 +82,7 @@ static int run_save(const struct ctl *c, const struct ckpt_job *j, struct svm_er
 	                           .checkpoint_dir = j->req.checkpoint_dir,
 	                           .keep_running = true,
 	                           .uri = c->uri};
-	struct svm_save_command cmd;
+	struct svm_save_command cmd = {.argv = {NULL}};
 	int status;
 	pid_t pid;
 

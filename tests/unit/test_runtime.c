@@ -121,7 +121,7 @@ static void test_save_command_names_the_guest_and_its_checkpoint(void **state)
 	                           .gid = 100,
 	                           .guest_dir = "/run/spank_vm/n1/42/guest",
 	                           .checkpoint_dir = "/scratch/ck"};
-	struct svm_save_command cmd;
+	struct svm_save_command cmd = {.argv = {NULL}};
 	char line[1024] = "";
 
 	(void)state;
