@@ -143,17 +143,28 @@ exit 3
 EOS
 }
 
-# make_checkpoint_image NAME CONTENT_DIR: a small site image whose init is the
-# agent, in the catalog as NAME (a --vm-checkpoint guest cannot be the default
-# one: its 9p root cannot be saved). The caller removes it with
-# remove_checkpoint_image NAME.
-make_checkpoint_image() {
-	mkdir -p "$2/var/tmp" "$2/tmp"
-	chmod 1777 "$2/var/tmp" "$2/tmp"
+# checkpoint_test_setup IMAGE: for a test of --vm-checkpoint jobs, a small
+# site image IMAGE whose init is the agent (the default guest's 9p root cannot
+# be saved). When the test exits, its jobs are cancelled and the image goes.
+checkpoint_test_setup() {
+	checkpoint_image=$1
+	checkpoint_content=$(mktemp -d /tmp/svmdev-ckpt-content.XXXXXX)
+	trap 'cancel_test_jobs; rm -rf "$checkpoint_content"; rm -f "$IMAGE_DIR/$checkpoint_image".{raw,image}' EXIT
+	mkdir -p "$checkpoint_content/var/tmp" "$checkpoint_content/tmp"
+	chmod 1777 "$checkpoint_content/var/tmp" "$checkpoint_content/tmp"
 	"$(helper_path spank-vm-image)" --agent "$(helper_path spank-vm-agent)" \
-		--make-disk "$IMAGE_DIR/$1.raw" --size 64M --add "$2" >/dev/null
+		--make-disk "$IMAGE_DIR/$1.raw" --size 64M --add "$checkpoint_content" >/dev/null
 	chmod 0644 "$IMAGE_DIR/$1.raw"
 	printf 'disk=%s.raw\nformat=raw\nhypervisors=kvm,qemu\nboot=host-kernel\n' "$1" \
 		>"$IMAGE_DIR/$1.image"
 }
-remove_checkpoint_image() { rm -f "$IMAGE_DIR/$1.raw" "$IMAGE_DIR/$1.image"; }
+
+# write_count_script FILE N: a job script (the test user's) that says
+# "start on <the guest's boot id>", then "count 1" .. "count N", two a second.
+write_count_script() {
+	# shellcheck disable=SC2016 # expanded in the guest
+	printf '%s\n' '#!/bin/sh' 'echo "start on $(cat /proc/sys/kernel/random/boot_id)"' 'i=0' \
+		"while [ \"\$i\" -lt $2 ]; do" '	i=$((i + 1))' '	echo "count $i"' '	sleep 0.5' 'done' |
+		as_user tee "$1" >/dev/null
+	as_user chmod +x "$1"
+}

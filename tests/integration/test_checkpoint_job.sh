@@ -8,20 +8,12 @@
 # on from that checkpoint, on its node or on the other one (re-pinned to its
 # cores there): the batch step takes over the running script, whose output
 # continues in the job's output file; back on its node too soon for slurmd it
-# never runs on the host. A cancelled
-# job is not saved; a job of two nodes is refused. A job without --vm-checkpoint is refused by ctl.
+# never runs on the host. A cancelled job is not saved; a job of two nodes is
+# refused. A job without --vm-checkpoint is refused by ctl.
 source "$(dirname "$0")/lib.sh"
 
 image="ckpt-tiny"
-content=$(mktemp -d /tmp/svmdev-ckpt-content.XXXXXX)
-cleanup() {
-	cancel_test_jobs
-	rm -rf "$content"
-	remove_checkpoint_image "$image"
-}
-trap cleanup EXIT
-make_checkpoint_image "$image" "$content"
-
+checkpoint_test_setup "$image"
 dir=$(user_workdir)
 as_user mkdir "$dir/ck"
 # shellcheck disable=SC2016 # expanded in the guest
@@ -62,18 +54,7 @@ assert_eq "$(seq 1 40 | sed 's/^/count /')" "$(cat "$dir/out")" "the job's outpu
 # Requeued again, by its own --vm-checkpoint-signal this time, it goes on on
 # the other node in the same guest: the guest keeps its name there, and only
 # that node counts it as its own.
-# shellcheck disable=SC2016 # expanded in the guest
-as_user tee "$dir/resume.sh" >/dev/null <<'EOS'
-#!/bin/sh
-echo "start on $(cat /proc/sys/kernel/random/boot_id)"
-i=0
-while [ "$i" -lt 40 ]; do
-	i=$((i + 1))
-	echo "count $i"
-	sleep 0.5
-done
-EOS
-as_user chmod +x "$dir/resume.sh"
+write_count_script "$dir/resume.sh" 40
 id=$(submit -D / -o "$dir/resume.out" --open-mode=append --requeue --mem 512M --vm="$image" \
 	--vm-checkpoint="$dir/ck" --vm-checkpoint-signal=USR1 "$dir/resume.sh")
 resumed_to() { grep -q "^count $1\$" "$dir/resume.out" 2>/dev/null; }

@@ -6,29 +6,10 @@
 source "$(dirname "$0")/lib.sh"
 
 image="ckpt-preempt"
-content=$(mktemp -d /tmp/svmdev-ckpt-content.XXXXXX)
-cleanup() {
-	cancel_test_jobs
-	rm -rf "$content"
-	remove_checkpoint_image "$image"
-}
-trap cleanup EXIT
-make_checkpoint_image "$image" "$content"
-
+checkpoint_test_setup "$image"
 dir=$(user_workdir)
 as_user mkdir "$dir/ck"
-# shellcheck disable=SC2016 # expanded in the guest
-as_user tee "$dir/count.sh" >/dev/null <<'EOS'
-#!/bin/sh
-echo "start"
-i=0
-while [ "$i" -lt 30 ]; do
-	i=$((i + 1))
-	echo "count $i"
-	sleep 0.5
-done
-EOS
-as_user chmod +x "$dir/count.sh"
+write_count_script "$dir/count.sh" 30
 id=$(submit -D / -o "$dir/out" --open-mode=append --requeue --mem 512M --vm="$image" \
 	--vm-checkpoint="$dir/ck" "$dir/count.sh")
 counted() { grep -q "^count $1\$" "$dir/out" 2>/dev/null; }
@@ -48,7 +29,7 @@ wait_until 240 "job $id to go on on $other" went_on
 assert_eq "$other" "$(job_field "$id" BatchHost)" "the node of the preempted job"
 wait_job_done "$id" 180
 assert_eq COMPLETED "$(job_state "$id")" "the preempted job"
-assert_eq 1 "$(grep -c '^start$' "$dir/out")" "starts of its script"
+assert_eq 1 "$(grep -c '^start on ' "$dir/out")" "starts of its script"
 assert_eq "$(seq 1 30)" "$(grep '^count ' "$dir/out" | cut -d' ' -f2)" \
 	"every count, once and in order, across the preemption"
 assert_nodes_healthy
