@@ -9,14 +9,8 @@
 
 #include "spank_vm/domain_owner.h"
 #include "spank_vm/domain_xml.h"
+#include "spank_vm/runtime.h"
 #include "spank_vm/values.h"
-
-int svm_domain_default_name(const char *node, uint32_t job, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, "spank_vm-%s-%u", node, job);
-
-	return n < 0 || (size_t)n >= len ? -1 : 0;
-}
 
 /* The owner in the metadata element: 1 found, 0 no metadata, -1 unreadable. */
 static int metadata_owner(virDomainPtr dom, char *node, size_t node_len, uint32_t *job)

@@ -244,3 +244,10 @@ bool svm_mux_wait_marker(const char *marker, pid_t mux, bool present, unsigned t
 	}
 	return marker_is(marker, present);
 }
+
+int svm_domain_default_name(const char *node, uint32_t job, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "spank_vm-%s-%u", node, job);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}

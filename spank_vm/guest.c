@@ -23,9 +23,7 @@
 
 int svm_guest_domain_name(uint32_t job_id, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "spank_vm-%s-%u", svm_plugin.node_name, job_id);
-
-	return n < 0 || (size_t)n >= len ? -1 : 0;
+	return svm_domain_default_name(svm_plugin.node_name, job_id, buf, len);
 }
 
 static void job_path(uint32_t job_id, const char *name, char *buf, size_t len)

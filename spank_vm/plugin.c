@@ -59,3 +59,11 @@ const char *svm_context_name(spank_context_t ctx)
 		return "unknown";
 	}
 }
+
+const char *svm_slurm_conf_path(void)
+{
+	/* slurmd's own configuration, which slurmstepd inherits. */
+	const char *path = getenv("SLURM_CONF");
+
+	return path != NULL && path[0] == '/' ? path : NULL;
+}

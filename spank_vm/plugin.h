@@ -34,6 +34,9 @@ int svm_plugin_load_config(int ac, char **av);
 /* For node-side contexts: expands %n in runtime_dir with the node's name. */
 int svm_plugin_node_config(void);
 void svm_plugin_reset(void);
+/* slurmd's slurm.conf (SLURM_CONF), or NULL for libslurm's default: for the
+ * helpers that ask slurmctld about a job. */
+const char *svm_slurm_conf_path(void);
 
 /* slurm_flags.c: true when this node's slurm.conf is known to lack
  * PrologFlags=Contain (no extern step, so no guest). */
@@ -96,8 +99,6 @@ void svm_guest_stop_mux(uint32_t job_id);
 /* requeue_save.c: a --vm-checkpoint job's guest, saved when Slurm ends the
  * job to requeue it (from the extern step's end, before svm_guest_stop). */
 void svm_guest_save_if_requeued(uint32_t job_id, const struct svm_request *req);
-/* slurmd's slurm.conf (SLURM_CONF), or NULL for libslurm's default. */
-const char *svm_slurm_conf_path(void);
 
 /* One module per context. */
 int svm_srun_init(spank_t sp, int ac, char **av);

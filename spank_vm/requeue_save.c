@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,14 +18,6 @@
 #define REQUEUED_HELPER    "spank-vm-requeued"
 #define REQUEUED_TIMEOUT_S 30
 #define SAVE_TIMEOUT_S     600
-
-const char *svm_slurm_conf_path(void)
-{
-	/* slurmd's own configuration, which slurmstepd inherits. */
-	const char *path = getenv("SLURM_CONF");
-
-	return path != NULL && path[0] == '/' ? path : NULL;
-}
 
 static bool job_is_requeued(uint32_t job_id)
 {

@@ -16,7 +16,4 @@ uint32_t svm_domain_job_on(virDomainPtr dom, const char *node);
 /* The guest of job on node (the caller frees it), else NULL. */
 virDomainPtr svm_domain_of_job(virConnectPtr conn, const char *node, uint32_t job);
 
-/* spank_vm-<node>-<job>: the name a guest is started under; -1 if it does not fit. */
-int svm_domain_default_name(const char *node, uint32_t job, char *buf, size_t len);
-
 #endif

@@ -38,6 +38,11 @@ int svm_job_file_read(const char *runtime_dir, uint32_t job_id, const char *name
  * (a pid can be reused), else 0. */
 pid_t svm_job_mux_pid(const char *runtime_dir, const char *helper_dir, uint32_t job_id);
 
+/* spank_vm-<node>-<job>: the libvirt name a job's guest is started under
+ * (a restored guest keeps the name it was saved under: spank_vm/domain_owner.h);
+ * -1 if it does not fit. */
+int svm_domain_default_name(const char *node, uint32_t job, char *buf, size_t len);
+
 /* The marker a paused mux leaves while detached from its guest: the guest
  * may be saved (helpers/mux/pause.c). */
 #define SVM_MUX_PAUSED_SUFFIX ".paused"

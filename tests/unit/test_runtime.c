@@ -142,6 +142,16 @@ static void test_save_command_names_the_guest_and_its_checkpoint(void **state)
 	assert_null(cmd.argv[19]);
 }
 
+static void test_domain_default_name(void **state)
+{
+	char name[24];
+
+	(void)state;
+	assert_int_equal(svm_domain_default_name("svm1", 42, name, sizeof(name)), 0);
+	assert_string_equal(name, "spank_vm-svm1-42");
+	assert_int_equal(svm_domain_default_name("a-much-longer-node", 42, name, sizeof(name)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -154,6 +164,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_create_refuses_planted_symlink, make_root,
 	                                        remove_root),
 	        cmocka_unit_test(test_save_command_names_the_guest_and_its_checkpoint),
+	        cmocka_unit_test(test_domain_default_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
