@@ -24,6 +24,8 @@ static const struct {
         {SVM_OPT_CHECKPOINT, SVM_SEEN_CHECKPOINT},
         {SVM_OPT_DEBUG, SVM_SEEN_DEBUG},
         {SVM_OPT_CHECKPOINT_SIGNAL, SVM_SEEN_CHECKPOINT_SIGNAL},
+        {SVM_OPT_CHECKPOINT_FALLBACK, SVM_SEEN_CHECKPOINT_FALLBACK},
+        {SVM_OPT_CHECKPOINT_INTERVAL, SVM_SEEN_CHECKPOINT_INTERVAL},
 };
 
 unsigned svm_request_option_bit(const char *option)
@@ -69,6 +71,44 @@ static int set_checkpoint_signal(struct svm_request *req, const char *value, str
 	return 0;
 }
 
+static int set_checkpoint_fallback(struct svm_request *req, const char *value, struct svm_err *err)
+{
+	if (value != NULL && strcmp(value, "fail") == 0)
+		req->checkpoint_fresh = false;
+	else if (value != NULL && strcmp(value, "fresh") == 0)
+		req->checkpoint_fresh = true;
+	else
+		return svm_err_set(err, "expected fail or fresh, got '%.32s'", value ? value : "");
+	return 0;
+}
+
+/* SECONDS, or a number with s, m or h; from 10 s (a save pauses the guest
+ * for seconds) to a week. */
+static int set_checkpoint_interval(struct svm_request *req, const char *value, struct svm_err *err)
+{
+	char number[16];
+	size_t len = value != NULL ? strlen(value) : 0;
+	unsigned unit = 1;
+	uint64_t n;
+
+	if (len > 0 && len < sizeof(number)) {
+		memcpy(number, value, len + 1);
+		if (strchr("smh", number[len - 1]) != NULL) {
+			unit = number[len - 1] == 'h' ? 3600 : number[len - 1] == 'm' ? 60 : 1;
+			number[len - 1] = '\0';
+		}
+	}
+	if (len == 0 || len >= sizeof(number) ||
+	    svm_parse_uint(number, 1, SVM_CHECKPOINT_INTERVAL_MAX_S, &n, NULL) != 0 ||
+	    n * unit < SVM_CHECKPOINT_INTERVAL_MIN_S || n * unit > SVM_CHECKPOINT_INTERVAL_MAX_S)
+		return svm_err_set(err,
+		                   "expected a time from 10s to 168h (SECONDS, or N with s, m "
+		                   "or h), got '%.32s'",
+		                   value ? value : "");
+	req->checkpoint_interval_s = (uint32_t)(n * unit);
+	return 0;
+}
+
 static const char *checkpoint_signal_name(int signo)
 {
 	return signo == SIGUSR1 ? "USR1" : signo == SIGUSR2 ? "USR2" : "";
@@ -101,6 +141,10 @@ static int apply(struct svm_request *req, const char *option, const char *value,
 		return set_debug(req, value, err);
 	if (strcmp(option, SVM_OPT_CHECKPOINT_SIGNAL) == 0)
 		return set_checkpoint_signal(req, value, err);
+	if (strcmp(option, SVM_OPT_CHECKPOINT_FALLBACK) == 0)
+		return set_checkpoint_fallback(req, value, err);
+	if (strcmp(option, SVM_OPT_CHECKPOINT_INTERVAL) == 0)
+		return set_checkpoint_interval(req, value, err);
 	return svm_err_set(err, "unknown option");
 }
 
@@ -118,11 +162,14 @@ int svm_request_check(const struct svm_request *req, unsigned options_seen, stru
 {
 	unsigned extra = options_seen & ~SVM_SEEN_VM;
 
-	if (req->enabled && req->checkpoint_signal != 0 && req->checkpoint_dir[0] == '\0')
-		return svm_err_set(err,
-		                   "--%s needs --%s=DIR (where the requeued job's guest is "
-		                   "saved)",
-		                   SVM_OPT_CHECKPOINT_SIGNAL, SVM_OPT_CHECKPOINT);
+	const char *needs_dir = req->checkpoint_signal != 0       ? SVM_OPT_CHECKPOINT_SIGNAL
+	                        : req->checkpoint_fresh           ? SVM_OPT_CHECKPOINT_FALLBACK
+	                        : req->checkpoint_interval_s != 0 ? SVM_OPT_CHECKPOINT_INTERVAL
+	                                                          : NULL;
+
+	if (req->enabled && needs_dir != NULL && req->checkpoint_dir[0] == '\0')
+		return svm_err_set(err, "--%s needs --%s=DIR (where the job's guest is saved)",
+		                   needs_dir, SVM_OPT_CHECKPOINT);
 	if (req->enabled || extra == 0)
 		return 0;
 	for (size_t i = 0; i < sizeof(option_bits) / sizeof(option_bits[0]); i++)
@@ -148,13 +195,29 @@ int svm_request_encode(const struct svm_request *req, char sep, char *buf, size_
 		return svm_err_set(err, "request: checkpoint path too long");
 	n = snprintf(buf, len,
 	             "format=%d%cimage=%s%chypervisor=%s%chugepages=%s%cnet=%s%c"
-	             "checkpoint=%s%cdebug=%d%ccheckpoint_signal=%s",
+	             "checkpoint=%s%cdebug=%d%ccheckpoint_signal=%s%ccheckpoint_fallback=%s%c"
+	             "checkpoint_interval=%u",
 	             SVM_REQUEST_FORMAT, sep, req->image, sep, svm_hypervisor_name(req->hypervisor),
 	             sep, svm_hugepages_name(req->hugepages), sep, svm_net_name(req->net), sep,
 	             checkpoint, sep, req->debug ? 1 : 0, sep,
-	             checkpoint_signal_name(req->checkpoint_signal));
+	             checkpoint_signal_name(req->checkpoint_signal), sep,
+	             req->checkpoint_fresh ? "fresh" : "fail", sep, req->checkpoint_interval_s);
 	if (n < 0 || (size_t)n >= len)
 		return svm_err_set(err, "request does not fit in %zu bytes", len);
+	return 0;
+}
+
+/* The record holds plain seconds: 0, or what the option allows. */
+static int decode_interval(struct svm_request *req, const char *value, struct svm_err *err)
+{
+	uint64_t v;
+
+	if (strcmp(value, "0") == 0)
+		return 0;
+	if (svm_parse_uint(value, SVM_CHECKPOINT_INTERVAL_MIN_S, SVM_CHECKPOINT_INTERVAL_MAX_S, &v,
+	                   err) != 0)
+		return -1;
+	req->checkpoint_interval_s = (uint32_t)v;
 	return 0;
 }
 
@@ -181,15 +244,26 @@ static int decode_field(struct svm_request *req, const char *key, const char *va
 		return svm_parse_bool(value, &req->debug, err);
 	if (strcmp(key, "checkpoint_signal") == 0)
 		return *value == '\0' ? 0 : set_checkpoint_signal(req, value, err);
+	if (strcmp(key, "checkpoint_fallback") == 0)
+		return set_checkpoint_fallback(req, value, err);
+	if (strcmp(key, "checkpoint_interval") == 0)
+		return decode_interval(req, value, err);
 	return svm_err_set(err, "unknown key '%.32s'", key);
 }
 
 static int decode_word(struct svm_request *req, char *word, unsigned *keys_seen,
                        struct svm_err *err)
 {
-	static const char *const keys[] = {
-	        "format", "image",      "hypervisor", "hugepages",
-	        "net",    "checkpoint", "debug",      "checkpoint_signal"};
+	static const char *const keys[] = {"format",
+	                                   "image",
+	                                   "hypervisor",
+	                                   "hugepages",
+	                                   "net",
+	                                   "checkpoint",
+	                                   "debug",
+	                                   "checkpoint_signal",
+	                                   "checkpoint_fallback",
+	                                   "checkpoint_interval"};
 	char *eq = strchr(word, '=');
 	struct svm_err why;
 

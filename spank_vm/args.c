@@ -21,6 +21,8 @@ static const struct svm_arg args[] = {
         {SVM_OPT_CHECKPOINT, "SPANK_VM_CHECKPOINT"},
         {SVM_OPT_DEBUG, "SPANK_VM_DEBUG"},
         {SVM_OPT_CHECKPOINT_SIGNAL, "SPANK_VM_CHECKPOINT_SIGNAL"},
+        {SVM_OPT_CHECKPOINT_FALLBACK, "SPANK_VM_CHECKPOINT_FALLBACK"},
+        {SVM_OPT_CHECKPOINT_INTERVAL, "SPANK_VM_CHECKPOINT_INTERVAL"},
 };
 
 #define N_ARGS (sizeof(args) / sizeof(args[0]))
@@ -54,6 +56,16 @@ static struct spank_option spank_opts[] = {
                  "--signal=B:USR1@300, before the time limit) requeues the job; its VM is "
                  "saved and goes on when the job starts again [env SPANK_VM_CHECKPOINT_SIGNAL]",
          1, 6, option_cb},
+        {(char *)SVM_OPT_CHECKPOINT_FALLBACK, (char *)"fail|fresh",
+         (char *)"With --vm-checkpoint: when the job's checkpoint cannot be restored (it "
+                 "does not fit the new allocation, or is damaged), fail the job (default) or "
+                 "boot afresh and run the script from the start "
+                 "[env SPANK_VM_CHECKPOINT_FALLBACK]",
+         1, 7, option_cb},
+        {(char *)SVM_OPT_CHECKPOINT_INTERVAL, (char *)"TIME",
+         (char *)"With --vm-checkpoint: also save the running VM every TIME (SECONDS, or N "
+                 "with s, m or h; 10s to 168h) [env SPANK_VM_CHECKPOINT_INTERVAL]",
+         1, 8, option_cb},
         SPANK_OPTIONS_TABLE_END,
 };
 

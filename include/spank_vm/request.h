@@ -28,17 +28,24 @@ struct svm_request {
 	enum svm_net net;
 	char checkpoint_dir[SVM_PATH_MAX + 1]; /* empty: none */
 	int checkpoint_signal; /* SIGUSR1 or SIGUSR2: the batch step's signal to requeue; 0: none */
+	bool checkpoint_fresh; /* a checkpoint that cannot be restored: boot afresh, not fail */
+	uint32_t checkpoint_interval_s; /* save the running guest this often; 0: never */
 	bool debug;
 };
 
+#define SVM_CHECKPOINT_INTERVAL_MIN_S 10u
+#define SVM_CHECKPOINT_INTERVAL_MAX_S (168u * 3600u)
+
 /* Names of the user options; the request fields are set through them. */
-#define SVM_OPT_VM                "vm"
-#define SVM_OPT_HYPERVISOR        "vm-hypervisor"
-#define SVM_OPT_HUGEPAGES         "vm-hugepages"
-#define SVM_OPT_NET               "vm-net"
-#define SVM_OPT_CHECKPOINT        "vm-checkpoint"
-#define SVM_OPT_CHECKPOINT_SIGNAL "vm-checkpoint-signal"
-#define SVM_OPT_DEBUG             "vm-debug"
+#define SVM_OPT_VM                  "vm"
+#define SVM_OPT_HYPERVISOR          "vm-hypervisor"
+#define SVM_OPT_HUGEPAGES           "vm-hugepages"
+#define SVM_OPT_NET                 "vm-net"
+#define SVM_OPT_CHECKPOINT          "vm-checkpoint"
+#define SVM_OPT_CHECKPOINT_SIGNAL   "vm-checkpoint-signal"
+#define SVM_OPT_CHECKPOINT_FALLBACK "vm-checkpoint-fallback"
+#define SVM_OPT_CHECKPOINT_INTERVAL "vm-checkpoint-interval"
+#define SVM_OPT_DEBUG               "vm-debug"
 
 void svm_request_init(struct svm_request *req);
 
@@ -59,6 +66,8 @@ enum {
 	SVM_SEEN_CHECKPOINT = 1u << 4,
 	SVM_SEEN_DEBUG = 1u << 5,
 	SVM_SEEN_CHECKPOINT_SIGNAL = 1u << 6,
+	SVM_SEEN_CHECKPOINT_FALLBACK = 1u << 7,
+	SVM_SEEN_CHECKPOINT_INTERVAL = 1u << 8,
 };
 unsigned svm_request_option_bit(const char *option);
 

@@ -42,8 +42,16 @@ for cmd in sbatch srun salloc; do
 		--vm --vm-checkpoint=/tmp/ck
 	expect_refused "--vm-checkpoint-signal: expected USR1 or USR2, got 'HUP'" \
 		--vm --vm-checkpoint-signal=HUP
-	expect_refused "--vm-checkpoint-signal needs --vm-checkpoint=DIR (where the requeued job's guest is saved)" \
+	expect_refused "--vm-checkpoint-signal needs --vm-checkpoint=DIR (where the job's guest is saved)" \
 		--vm --vm-checkpoint-signal=USR1
+	expect_refused "--vm-checkpoint-interval: expected a time from 10s to 168h (SECONDS, or N with s, m or h), got '5s'" \
+		--vm --vm-checkpoint-interval=5s
+	expect_refused "--vm-checkpoint-interval needs --vm-checkpoint=DIR" \
+		--vm --vm-checkpoint-interval=1h
+	expect_refused "--vm-checkpoint-fallback: expected fail or fresh, got 'retry'" \
+		--vm --vm-checkpoint-fallback=retry
+	expect_refused "--vm-checkpoint-fallback needs --vm-checkpoint=DIR" \
+		--vm --vm-checkpoint-fallback=fresh
 	expect_refused "--vm-debug needs --vm" --vm-debug
 	expect_refused "--vm-net needs --vm" --vm-net=cluster
 	expect_refused "--vm-hypervisor: unknown value 'bogus'" \

@@ -61,12 +61,57 @@ static void test_checkpoint_signal_needs_checkpoint(void **state)
 	assert_int_equal(svm_request_check(&req, SVM_SEEN_VM | SVM_SEEN_CHECKPOINT_SIGNAL, &err),
 	                 -1);
 	assert_string_equal(err.msg, "--vm-checkpoint-signal needs --vm-checkpoint=DIR (where "
-	                             "the requeued job's guest is saved)");
+	                             "the job's guest is saved)");
 	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT, "/ck", "h", &err), 0);
 	assert_int_equal(
 	        svm_request_check(
 	                &req, SVM_SEEN_VM | SVM_SEEN_CHECKPOINT_SIGNAL | SVM_SEEN_CHECKPOINT, &err),
 	        0);
+}
+
+static void test_checkpoint_fallback_and_interval(void **state)
+{
+	static const struct {
+		const char *text;
+		uint32_t seconds; /* 0: refused */
+	} intervals[] = {
+	        {"10", 10},  {"10s", 10}, {"30m", 1800}, {"2h", 7200}, {"168h", 604800},
+	        {"9", 0},    {"9s", 0},   {"169h", 0},   {"0", 0},     {"", 0},
+	        {"m", 0},    {"5x", 0},   {"-5m", 0},    {"1.5h", 0},  {"99999999999999h", 0},
+	        {" 30m", 0}, {"30 m", 0}, {"30M", 0},
+	};
+	struct svm_request req;
+	struct svm_err err;
+
+	(void)state;
+	svm_request_init(&req);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_VM, "img", "host", &err), 0);
+	for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
+		int rc = svm_request_set(&req, SVM_OPT_CHECKPOINT_INTERVAL, intervals[i].text, "h",
+		                         &err);
+
+		assert_int_equal(rc, intervals[i].seconds ? 0 : -1);
+		if (rc == 0)
+			assert_int_equal(req.checkpoint_interval_s, intervals[i].seconds);
+		else
+			assert_non_null(strstr(err.msg, "--vm-checkpoint-interval: expected a time "
+			                                "from 10s to 168h"));
+	}
+	assert_int_equal(svm_request_check(&req, SVM_SEEN_VM, &err), -1);
+	assert_string_equal(err.msg, "--vm-checkpoint-interval needs --vm-checkpoint=DIR (where "
+	                             "the job's guest is saved)");
+	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_FALLBACK, "maybe", "h", &err),
+	                 -1);
+	assert_string_equal(err.msg,
+	                    "--vm-checkpoint-fallback: expected fail or fresh, got 'maybe'");
+	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_FALLBACK, "fresh", "h", &err), 0);
+	assert_true(req.checkpoint_fresh);
+	assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT, "/ck", "h", &err), 0);
+	assert_int_equal(svm_request_check(&req, SVM_SEEN_VM, &err), 0);
+	req.checkpoint_interval_s = 0;
+	req.checkpoint_dir[0] = '\0';
+	assert_int_equal(svm_request_check(&req, SVM_SEEN_VM, &err), -1);
+	assert_non_null(strstr(err.msg, "--vm-checkpoint-fallback needs --vm-checkpoint=DIR"));
 }
 
 static void test_hugepages_alone_means_2m(void **state)
@@ -113,6 +158,12 @@ static void test_record_round_trips_hostile_paths(void **state)
 		assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_SIGNAL,
 		                                 i % 2 ? "USR1" : "USR2", "h", &err),
 		                 0);
+		assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_FALLBACK,
+		                                 i % 2 ? "fresh" : "fail", "h", &err),
+		                 0);
+		assert_int_equal(svm_request_set(&req, SVM_OPT_CHECKPOINT_INTERVAL,
+		                                 i % 2 ? "45m" : "10", "h", &err),
+		                 0);
 		for (int sep = 0; sep < 2; sep++) {
 			assert_int_equal(svm_request_encode(&req, sep ? '\n' : ' ', text,
 			                                    sizeof(text), &err),
@@ -143,6 +194,9 @@ static void test_decode_refuses_forged_records(void **state)
 	        "format=1 image=host image=other",
 	        "format=1 image=host root=1",
 	        "format=1 image=host debug",
+	        "format=1 image=host checkpoint_fallback=maybe",
+	        "format=1 image=host checkpoint_interval=5",
+	        "format=1 image=host checkpoint_interval=1h",
 	};
 	struct svm_request req;
 	struct svm_err err;
@@ -164,6 +218,7 @@ int main(void)
 	        cmocka_unit_test(test_bad_option_values_name_the_option),
 	        cmocka_unit_test(test_hugepages_alone_means_2m),
 	        cmocka_unit_test(test_checkpoint_signal_needs_checkpoint),
+	        cmocka_unit_test(test_checkpoint_fallback_and_interval),
 	        cmocka_unit_test(test_vm_options_without_vm_are_refused),
 	        cmocka_unit_test(test_record_round_trips_hostile_paths),
 	        cmocka_unit_test(test_decode_refuses_forged_records),
