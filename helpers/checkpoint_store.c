@@ -14,11 +14,6 @@
 #define COPY_CHUNK   (1u << 20)
 #define MANIFEST_TMP ".manifest.tmp"
 
-void svm_ckpt_dir_name(uint32_t job_id, bool partial, char *buf, size_t size)
-{
-	snprintf(buf, size, partial ? ".spank_vm-job%u.partial" : "spank_vm-job%u", job_id);
-}
-
 /* ---- copying with a checksum ---- */
 
 static int write_all(int fd, const uint8_t *data, size_t len)

@@ -127,6 +127,7 @@ static const char *const error_names[] = {
         [SVM_PROTO_E_EXEC_FAILED] = "exec failed",
         [SVM_PROTO_E_RESOURCE] = "resource",
         [SVM_PROTO_E_INTERNAL] = "internal",
+        [SVM_PROTO_E_GUEST_LOST] = "guest lost",
 };
 
 const char *svm_proto_error_name(uint32_t code)

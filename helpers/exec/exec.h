@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "spank_vm/byte_queue.h"
 #include "spank_vm/proto.h"
@@ -55,6 +56,7 @@ struct exec_proxy {
 	struct exec_sink sinks[SVM_PROTO_STREAMS];     /* 1, 2, 3 */
 	struct exec_source sources[SVM_PROTO_STREAMS]; /* 0, 3 */
 	int requeue_signal; /* --vm-checkpoint-signal: requeue the job on it (requeue.c) */
+	bool guest_lost;    /* the mux said the guest itself is gone */
 	int fail_code;      /* nonzero: stop with this exit status and message */
 	char fail_msg[1200];
 };
@@ -68,6 +70,9 @@ char **exec_ship_script(char **argv, int *extra_fd, char *why, size_t why_len);
  * job's user), saying so on stderr; false when it did not (the reason is on
  * stderr too). */
 bool exec_requeue_job(int signo);
+/* --vm-checkpoint: the guest is gone; requeues the job if its checkpoint in
+ * checkpoint_dir was written after run_started, saying what it did. */
+void exec_requeue_after_loss(const char *checkpoint_dir, time_t run_started);
 
 /* main.c: one line on stderr, prefixed EXEC_PREFIX, and exit(code). */
 void exec_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));

@@ -41,14 +41,15 @@ static const int forwarded_signals[] = {SIGINT,  SIGTERM, SIGHUP,  SIGUSR1,
 struct exec_opts {
 	const char *socket_path;
 	double wait_timeout;
-	int extra_fd;           /* -1: none */
-	char **argv;            /* the program and its arguments */
-	const char *ready_file; /* task mode: the mux's readiness line */
-	const char *job_dir;    /* task mode: where guest.error would be */
-	bool report_guest;      /* task mode, --vm-debug, rank 0: say what the guest is */
-	bool ship_script;       /* task mode, batch step: argv[0] is the host's script */
-	bool forward_pmix;      /* task mode: carry PMIx's server connections (forward.c) */
-	int requeue_signal;     /* task mode, batch step: --vm-checkpoint-signal's number */
+	int extra_fd;               /* -1: none */
+	char **argv;                /* the program and its arguments */
+	const char *ready_file;     /* task mode: the mux's readiness line */
+	const char *job_dir;        /* task mode: where guest.error would be */
+	bool report_guest;          /* task mode, --vm-debug, rank 0: say what the guest is */
+	bool ship_script;           /* task mode, batch step: argv[0] is the host's script */
+	bool forward_pmix;          /* task mode: carry PMIx's server connections (forward.c) */
+	int requeue_signal;         /* task mode, batch step: --vm-checkpoint-signal's number */
+	const char *checkpoint_dir; /* task mode, batch step: --vm-checkpoint's DIR */
 	char *serve_ports[EXEC_MAX_PORTS]; /* in the guest: --serve-port */
 	size_t nserve_ports;
 };
@@ -148,11 +149,19 @@ static void parse_args(int argc, char **argv, struct exec_opts *o)
  * task_init). Everything comes from the environment it set: on Slurm 22.05
  * argv[0] was replaced and the task's program is SPANK_VM_ARGV0; from 23.11
  * we were prepended and argv[1] is the program. */
-static const char *const task_env[] = {
-        "SPANK_VM_TASK",           "SPANK_VM_ARGV0",        "SPANK_VM_SOCKET",
-        "SPANK_VM_READY_FILE",     "SPANK_VM_JOB_DIR",      "SPANK_VM_WAIT",
-        "SPANK_VM_EXTRA_FD",       "SPANK_VM_DEBUG_GUEST",  "SPANK_VM_SHIP_SCRIPT",
-        "SPANK_VM_REQUEUE_SIGNAL", "SPANK_VM_FORWARD_PMIX", NULL};
+static const char *const task_env[] = {"SPANK_VM_TASK",
+                                       "SPANK_VM_ARGV0",
+                                       "SPANK_VM_SOCKET",
+                                       "SPANK_VM_READY_FILE",
+                                       "SPANK_VM_JOB_DIR",
+                                       "SPANK_VM_WAIT",
+                                       "SPANK_VM_EXTRA_FD",
+                                       "SPANK_VM_DEBUG_GUEST",
+                                       "SPANK_VM_SHIP_SCRIPT",
+                                       "SPANK_VM_REQUEUE_SIGNAL",
+                                       "SPANK_VM_FORWARD_PMIX",
+                                       "SPANK_VM_CHECKPOINT_DIR",
+                                       NULL};
 
 static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 {
@@ -169,6 +178,7 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 	                  strcmp(getenv("SLURM_PROCID"), "0") == 0;
 	o->ship_script = getenv("SPANK_VM_SHIP_SCRIPT") != NULL;
 	o->forward_pmix = getenv("SPANK_VM_FORWARD_PMIX") != NULL;
+	o->checkpoint_dir = getenv("SPANK_VM_CHECKPOINT_DIR");
 	if (getenv("SPANK_VM_REQUEUE_SIGNAL") != NULL &&
 	    svm_parse_uint(getenv("SPANK_VM_REQUEUE_SIGNAL"), 1, SVM_PROTO_MAX_SIGNAL, &v, &err) ==
 	            0)
@@ -245,6 +255,24 @@ static bool guest_failed(const struct exec_opts *o, char *why, size_t len)
 	if (strncmp(why, "error: ", 7) == 0)
 		memmove(why, why + 7, strlen(why + 7) + 1);
 	return why[0] != '\0' && strcmp(why, "ready") != 0;
+}
+
+/* What the node wants the job's user to know of its guest (guest.notice,
+ * e.g. a checkpoint it could not restore): the batch step's output says it. */
+static void print_notice(const struct exec_opts *o)
+{
+	char path[4096], line[1024];
+	FILE *f;
+
+	if (!o->ship_script || o->job_dir == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/guest.notice", o->job_dir);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	if (fgets(line, sizeof(line), f) != NULL && line[0] != '\n')
+		fprintf(stderr, EXEC_PREFIX "%s", line);
+	fclose(f);
 }
 
 static int block_signals(void)
@@ -390,6 +418,7 @@ int main(int argc, char **argv)
 {
 	static struct exec_proxy p;
 	struct exec_opts o = {0};
+	time_t started = time(NULL);
 	char *cwd;
 	int rc;
 
@@ -413,11 +442,17 @@ int main(int argc, char **argv)
 	p.sock = connect_mux(&o, p.signal_fd);
 	if (o.report_guest)
 		report_guest(&o);
+	print_notice(&o);
 	p.sinks[SVM_PROTO_EXTRA].fd = o.extra_fd;
 	p.sources[SVM_PROTO_EXTRA].fd = o.extra_fd;
 	p.requeue_signal = o.requeue_signal;
 	rc = exec_relay(&p, &exec_request);
 	free(cwd);
+	if (p.fail_code != 0 && p.guest_lost && o.checkpoint_dir != NULL) {
+		fprintf(stderr, EXEC_PREFIX "%s\n", p.fail_msg);
+		exec_requeue_after_loss(o.checkpoint_dir, started);
+		exit(p.fail_code);
+	}
 	if (p.fail_code != 0)
 		exec_die(p.fail_code, "%s", p.fail_msg);
 	if (p.status.kind == SVM_PROTO_KILLED)

@@ -213,6 +213,8 @@ static void on_error(struct exec_proxy *p, const struct svm_proto_frame *f)
 		return;
 	}
 	escape(e.text.data, e.text.len, text, sizeof(text));
+	if (e.code == SVM_PROTO_E_GUEST_LOST)
+		p->guest_lost = true;
 	exec_fail(p, error_exit_code(e.code), "%s%s: %s",
 	          f->session == 0 ? "the guest connection failed: " : "",
 	          svm_proto_error_name(e.code), text);

@@ -329,12 +329,16 @@ static void flush_all(struct mux *m)
 /* Every client learns why its sessions end, then gets a bounded time to read it. */
 static void fail_every_session(struct mux *m)
 {
+	/* A task whose guest died may be restarted from a checkpoint (exec's
+	 * requeue.c): it must tell that from a session that merely failed. */
+	uint32_t code =
+	        m->exit_code == MUX_EXIT_GUEST_LOST ? SVM_PROTO_E_GUEST_LOST : SVM_PROTO_E_RESOURCE;
+
 	for (size_t i = m->nsessions; i-- > 0;) {
 		struct mux_session *s = m->sessions[i];
 
 		if (s->client != NULL && !s->close_to_client) {
-			mux_put_error(&s->client->out, s->client_id, SVM_PROTO_E_RESOURCE, "%s",
-			              m->stop_reason);
+			mux_put_error(&s->client->out, s->client_id, code, "%s", m->stop_reason);
 			mux_put_close(&s->client->out, s->client_id);
 		}
 		free(s);

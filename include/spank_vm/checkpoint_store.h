@@ -21,12 +21,8 @@
 #include <stdint.h>
 
 #include "spank_vm/checkpoint.h"
+#include "spank_vm/checkpoint_name.h"
 #include "spank_vm/error.h"
-
-#define SVM_CKPT_DIR_MAX 64
-
-/* "spank_vm-job<ID>" (or ".spank_vm-job<ID>.partial" when partial). */
-void svm_ckpt_dir_name(uint32_t job_id, bool partial, char *buf, size_t size);
 
 /* Copies in_fd from its current offset to its end into out_fd (out_fd -1:
  * only reads), and gives the size and SHA-256 of what went through. */

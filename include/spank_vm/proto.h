@@ -89,6 +89,7 @@ enum svm_proto_error_code {
 	SVM_PROTO_E_EXEC_FAILED = 9,
 	SVM_PROTO_E_RESOURCE = 10,
 	SVM_PROTO_E_INTERNAL = 11,
+	SVM_PROTO_E_GUEST_LOST = 12,
 };
 
 /* TLV tags with this bit may be skipped by a receiver that does not know
