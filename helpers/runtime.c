@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -206,18 +207,24 @@ int svm_job_dir_remove(const char *runtime_dir, uint32_t job_id, struct svm_err 
 
 pid_t svm_job_mux_pid(const char *runtime_dir, const char *helper_dir, uint32_t job_id)
 {
+	return svm_job_helper_pid(runtime_dir, helper_dir, job_id, SVM_JOB_MUX_PID_FILE,
+	                          SVM_MUX_HELPER);
+}
+
+pid_t svm_job_helper_pid(const char *runtime_dir, const char *helper_dir, uint32_t job_id,
+                         const char *pid_file, const char *helper)
+{
 	char text[32], exe[SVM_PATH_MAX + 32], link[64], target[SVM_PATH_MAX + 32];
 	ssize_t n;
 	uint64_t pid;
 
-	if (svm_job_file_read(runtime_dir, job_id, SVM_JOB_MUX_PID_FILE, text, sizeof(text),
-	                      NULL) != 0)
+	if (svm_job_file_read(runtime_dir, job_id, pid_file, text, sizeof(text), NULL) != 0)
 		return 0;
 	text[strcspn(text, "\n")] = '\0';
 	if (svm_parse_uint(text, 2, INT32_MAX, &pid, NULL) != 0)
 		return 0;
 	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
-	snprintf(exe, sizeof(exe), "%s/%s", helper_dir, SVM_MUX_HELPER);
+	snprintf(exe, sizeof(exe), "%s/%s", helper_dir, helper);
 	n = readlink(link, target, sizeof(target) - 1);
 	if (n <= 0)
 		return 0;
@@ -243,6 +250,26 @@ bool svm_mux_wait_marker(const char *marker, pid_t mux, bool present, unsigned t
 		nanosleep(&tick, NULL);
 	}
 	return marker_is(marker, present);
+}
+
+int svm_job_checkpoint_lock(const char *runtime_dir, uint32_t job_id, struct svm_err *err)
+{
+	char path[SVM_PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%u/%s", runtime_dir, job_id, SVM_CHECKPOINT_STAGE);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return svm_err_errno(err, errno, "job %u was not started to be checkpointed (%s)",
+		                     job_id, path);
+	while (flock(fd, LOCK_EX) != 0) {
+		if (errno != EINTR) {
+			svm_err_errno(err, errno, "cannot lock %s", path);
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
 }
 
 int svm_domain_default_name(const char *node, uint32_t job, char *buf, size_t len)

@@ -47,23 +47,40 @@ static int make_guest_dir(uint32_t job_id, uid_t uid, gid_t gid, char *dir, size
 	return 0;
 }
 
-static void record_failure(uint32_t job_id, const char *output)
+/* Writes the first line of text into the job's directory as file. */
+static void write_task_note(uint32_t job_id, const char *file, const char *text)
 {
 	char line[1024], path[SVM_PATH_MAX + 32];
 	struct svm_err err;
 
-	snprintf(line, sizeof(line), "%.*s", (int)strcspn(output, "\n"), output);
-	svm_error("job %u: no guest: %s", job_id, line);
-	strncat(line, "\n", sizeof(line) - strlen(line) - 1);
-	if (svm_job_file_write(svm_plugin.config.runtime_dir, job_id, SVM_GUEST_ERROR_FILE, line,
-	                       &err) != 0) {
+	snprintf(line, sizeof(line), "%.*s\n", (int)strcspn(text, "\n"), text);
+	if (svm_job_file_write(svm_plugin.config.runtime_dir, job_id, file, line, &err) != 0) {
 		svm_error("job %u: %s", job_id, err.msg);
 		return;
 	}
 	/* The job's tasks (the user's) print it: readable, in a 0711 directory. */
-	job_path(job_id, SVM_GUEST_ERROR_FILE, path, sizeof(path));
+	job_path(job_id, file, path, sizeof(path));
 	if (chmod(path, 0644) != 0)
 		svm_error("job %u: chmod %s: %s", job_id, path, strerror(errno));
+}
+
+static void record_failure(uint32_t job_id, const char *output)
+{
+	svm_error("job %u: no guest: %.*s", job_id, (int)strcspn(output, "\n"), output);
+	write_task_note(job_id, SVM_GUEST_ERROR_FILE, output);
+}
+
+/* What provision says the user should know ("notice: ..."), for the batch
+ * step to print (helpers/exec/main.c). */
+static void record_notice(uint32_t job_id, const char *output)
+{
+	const char *notice = strstr(output, "\nnotice: ");
+
+	if (notice == NULL)
+		return;
+	notice += strlen("\nnotice: ");
+	svm_info("job %u: %.*s", job_id, (int)strcspn(notice, "\n"), notice);
+	write_task_note(job_id, SVM_GUEST_NOTICE_FILE, notice);
 }
 
 struct start_args {
@@ -139,6 +156,8 @@ static void add_checkpoint_args(const struct svm_guest_job *job, struct start_ar
 	job_path(job->job_id, SVM_CHECKPOINT_STAGE, a->stage, sizeof(a->stage));
 	add_pair(b, "--checkpoint-stage", a->stage);
 	add_pair(b, "--checkpoint", job->req->checkpoint_dir);
+	if (job->req->checkpoint_fresh)
+		add(b, "--checkpoint-fallback-fresh");
 }
 
 static int build_start_argv(const struct svm_guest_job *job, struct start_args *a,
@@ -214,7 +233,7 @@ int svm_guest_start(const struct svm_guest_job *job)
 	struct argv_builder b = {.n = 0};
 	struct start_args a = {0};
 	const char *problem = net_problem(job);
-	char output[1024];
+	char output[4096];
 
 	if (problem != NULL) {
 		record_failure(job->job_id, problem);
@@ -232,7 +251,11 @@ int svm_guest_start(const struct svm_guest_job *job)
 		return -1;
 	}
 	svm_verbose("job %u: %.*s", job->job_id, (int)strcspn(output, "\n"), output);
-	return svm_guest_start_mux(job);
+	record_notice(job->job_id, output);
+	if (svm_guest_start_mux(job) != 0)
+		return -1;
+	svm_checkpointer_start(job);
+	return 0;
 }
 
 void svm_guest_stop(uint32_t job_id)
@@ -276,22 +299,20 @@ static int open_ready_file(const char *guest_dir)
 }
 
 /* Grandchild side: only async-signal-safe calls (slurmstepd has threads). */
-static void exec_mux(char *const argv[], int ready_fd)
+static void exec_detached(char *const argv[], int fd3)
 {
 	static char *const env[] = {(char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 	int null_fd = open("/dev/null", O_RDWR);
 
 	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
-	    dup2(null_fd, STDERR_FILENO) < 0 || dup2(ready_fd, 3) < 0)
+	    dup2(null_fd, STDERR_FILENO) < 0 || dup2(fd3 >= 0 ? fd3 : null_fd, 3) < 0)
 		_exit(126);
 	close_range(4, ~0U, 0);
 	execve(argv[0], argv, env);
 	_exit(127);
 }
 
-/* Forks twice so the mux is nobody's child here (slurmstepd reaps what it
- * forked) yet stays in the job's cgroups; returns the mux's pid. */
-static pid_t spawn_detached(char *const argv[], int ready_fd)
+pid_t svm_spawn_detached(char *const argv[], int fd3)
 {
 	int pipe_fds[2];
 	pid_t child, pid = -1;
@@ -305,7 +326,7 @@ static pid_t spawn_detached(char *const argv[], int ready_fd)
 		setsid();
 		grandchild = fork();
 		if (grandchild == 0)
-			exec_mux(argv, ready_fd);
+			exec_detached(argv, fd3);
 		if (write(pipe_fds[1], &grandchild, sizeof(grandchild)) != sizeof(grandchild))
 			_exit(1);
 		_exit(0);
@@ -402,7 +423,7 @@ int svm_guest_start_mux(const struct svm_guest_job *job)
 			record_failure(job->job_id, "cannot create the guest's ready file");
 			return -1;
 		}
-		pid = spawn_detached(argv, ready_fd);
+		pid = svm_spawn_detached(argv, ready_fd);
 		close(ready_fd);
 	}
 	if (pid <= 0) {

@@ -59,12 +59,13 @@ int svm_run_helper(const char *name, char *const argv[], unsigned timeout_s, cha
                    size_t out_len);
 
 /* guest.c: the guest's lifetime on a node (extern step, epilog). */
-#define SVM_GUEST_ERROR_FILE "guest.error"
-#define SVM_PLAN_FILE_NAME   "plan"
-#define SVM_BUILTIN_IMAGE    "host"
-#define SVM_GUEST_READY_FILE "ready"
-#define SVM_EXEC_HELPER      "spank-vm-exec"
-#define SVM_WORKDIR_FILE     "workdir"
+#define SVM_GUEST_ERROR_FILE  "guest.error"
+#define SVM_GUEST_NOTICE_FILE "guest.notice" /* for the job's output (the batch step) */
+#define SVM_PLAN_FILE_NAME    "plan"
+#define SVM_BUILTIN_IMAGE     "host"
+#define SVM_GUEST_READY_FILE  "ready"
+#define SVM_EXEC_HELPER       "spank-vm-exec"
+#define SVM_WORKDIR_FILE      "workdir"
 /* --vm-net=cluster: the job's node list as the prolog saw it (job_net.c). */
 #define SVM_NODES_FILE   "nodes"
 #define SVM_NODELIST_MAX 8192
@@ -95,6 +96,18 @@ void svm_guest_stop(uint32_t job_id);
 /* Starts the guest's spank-vm-mux (as the job user) once the guest is started. */
 int svm_guest_start_mux(const struct svm_guest_job *job);
 void svm_guest_stop_mux(uint32_t job_id);
+
+/* guest.c: runs argv (argv[0] a path) with stdio on /dev/null and fd3 (-1:
+ * none) as its fd 3, forked twice so that it is nobody's child here
+ * (slurmstepd reaps what it forked) yet stays in the step's cgroups; returns
+ * its pid, or -1. */
+pid_t svm_spawn_detached(char *const argv[], int fd3);
+
+/* checkpointer.c: --vm-checkpoint-interval's spank-vm-checkpointer, started
+ * with the guest's mux and stopped (a save under way finished) before the
+ * extern step's end saves or stops the guest. */
+void svm_checkpointer_start(const struct svm_guest_job *job);
+void svm_checkpointer_stop(uint32_t job_id);
 
 /* requeue_save.c: a --vm-checkpoint job's guest, saved when Slurm ends the
  * job to requeue it (from the extern step's end, before svm_guest_stop). */

@@ -91,11 +91,20 @@ static void save_guest(uint32_t job_id, const struct svm_request *req, const cha
 void svm_guest_save_if_requeued(uint32_t job_id, const struct svm_request *req)
 {
 	char guest_dir[SVM_PATH_MAX + 32];
+	struct svm_err err;
+	int lock;
 
 	if (req->checkpoint_dir[0] == '\0' || !job_is_requeued(job_id))
 		return;
+	/* After a `spank-vm-ctl checkpoint` under way, which resumes the mux. */
+	lock = svm_job_checkpoint_lock(svm_plugin.config.runtime_dir, job_id, &err);
+	if (lock < 0) {
+		svm_error("job %u: requeued, but its guest cannot be saved: %s", job_id, err.msg);
+		return;
+	}
 	snprintf(guest_dir, sizeof(guest_dir), "%s/%u/%s", svm_plugin.config.runtime_dir, job_id,
 	         SVM_GUEST_DIR);
 	pause_mux(job_id, guest_dir);
 	save_guest(job_id, req, guest_dir);
+	close(lock);
 }

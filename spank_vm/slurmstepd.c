@@ -156,6 +156,7 @@ int svm_slurmstepd_exit(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!is_extern_step(sp, &job_id) || load_request(job_id, &req) != 0)
 		return 0;
+	svm_checkpointer_stop(job_id);
 	svm_guest_save_if_requeued(job_id, &req);
 	svm_guest_stop(job_id);
 	return 0;
@@ -170,6 +171,9 @@ static bool task_debug;         /* --vm-debug: the proxy reports the guest */
 static bool task_forward_pmix;  /* the proxy carries PMIx's connections to the host */
 static char task_refusal[1024]; /* why the prolog refused the job's request */
 static int task_requeue_signal; /* --vm-checkpoint-signal: the batch proxy requeues on it */
+/* --vm-checkpoint's DIR, for the batch proxy: a guest lost after a checkpoint
+ * requeues the job (helpers/exec/requeue.c) */
+static char task_checkpoint_dir[SVM_PATH_MAX + 1];
 
 static bool is_task_step(spank_t sp, uint32_t *job_id)
 {
@@ -220,6 +224,8 @@ int svm_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 	}
 	task_debug = task_runs_in_guest && req.debug;
 	task_requeue_signal = task_runs_in_guest && is_batch_step(sp) ? req.checkpoint_signal : 0;
+	snprintf(task_checkpoint_dir, sizeof(task_checkpoint_dir), "%s",
+	         task_runs_in_guest && is_batch_step(sp) ? req.checkpoint_dir : "");
 	/* PMIx's server is reached through the host call port, by helpers the
 	 * default guest sees at their host paths (a site image has neither). */
 	task_forward_pmix = task_runs_in_guest && strcmp(req.image, SVM_BUILTIN_IMAGE) == 0 &&
@@ -360,5 +366,8 @@ int svm_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		if (setenv_or_fail(sp, "SPANK_VM_REQUEUE_SIGNAL", signo) != 0)
 			return -1;
 	}
+	if (task_checkpoint_dir[0] != '\0' &&
+	    setenv_or_fail(sp, "SPANK_VM_CHECKPOINT_DIR", task_checkpoint_dir) != 0)
+		return -1;
 	return redirect_to_proxy(sp);
 }

@@ -409,6 +409,7 @@ struct start_state {
 	struct svm_image image;
 	struct svm_ckpt_manifest *manifest;
 	char memory[SVM_PATH_MAX + 16]; /* "" unless restoring */
+	char not_restored[SVM_ERR_MAX]; /* --checkpoint-fallback-fresh: why it boots afresh */
 };
 
 static int prepare_start(const struct provision_opts *o, struct start_state *st,
@@ -431,8 +432,17 @@ static int prepare_start(const struct provision_opts *o, struct start_state *st,
 	else
 		found = provision_restore_load(o, &st->image, &st->alloc, &st->restored,
 		                               st->manifest, st->memory, sizeof(st->memory), err);
-	if (found < 0)
-		return -1;
+	if (found < 0 && o->checkpoint_fresh) {
+		snprintf(st->not_restored, sizeof(st->not_restored), "%s", err->msg);
+		found = 1;
+	}
+	if (found < 0) {
+		snprintf(st->not_restored, sizeof(st->not_restored), "%s", err->msg);
+		return svm_err_set(err,
+		                   "the job's checkpoint cannot be restored: %s (with "
+		                   "--vm-checkpoint-fallback=fresh the guest would boot afresh)",
+		                   st->not_restored);
+	}
 	if (found == 1)
 		st->memory[0] = '\0';
 	else
@@ -476,6 +486,11 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 		       line);
 	else
 		printf("started %s: %s\n", o->name, line);
+	/* The plugin hands this line to the job's output. */
+	if (st.not_restored[0] != '\0')
+		printf("notice: the checkpoint in %s was not restored (%s): the guest boots "
+		       "afresh (--vm-checkpoint-fallback=fresh)\n",
+		       o->checkpoint, st.not_restored);
 	rc = 0;
 out:
 	if (st.memory[0])

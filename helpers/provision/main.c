@@ -16,7 +16,9 @@ static const char usage_text[] =
         "             [--net-bridge BR --net-cidr CIDR --net-job ID --net-node INDEX\n"
         "              --net-hosts NAME,...] (a NIC on the job network, --vm-net=cluster)\n"
         "             [--checkpoint-stage DIR --job ID --node NAME [--checkpoint DIR]]\n"
-        "             (a guest that can be checkpointed; restored from DIR's checkpoint)\n"
+        "             [--checkpoint-fallback-fresh]\n"
+        "             (a guest that can be checkpointed; restored from DIR's checkpoint,\n"
+        "             or with --checkpoint-fallback-fresh booted afresh if that fails)\n"
         "       spank-vm-provision stop  --name NAME [--job ID --node NAME] [--timeout SECONDS]\n"
         "             [--uri URI]\n"
         "       spank-vm-provision save  --name NAME [--job ID --node NAME] --owner UID:GID\n"
@@ -65,6 +67,7 @@ enum {
 	OPT_JOB,
 	OPT_NODE,
 	OPT_KEEP_RUNNING,
+	OPT_CHECKPOINT_FRESH,
 };
 
 static const struct option long_options[] = {
@@ -103,6 +106,7 @@ static const struct option long_options[] = {
         {"job", required_argument, NULL, OPT_JOB},
         {"node", required_argument, NULL, OPT_NODE},
         {"keep-running", no_argument, NULL, OPT_KEEP_RUNNING},
+        {"checkpoint-fallback-fresh", no_argument, NULL, OPT_CHECKPOINT_FRESH},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -299,6 +303,9 @@ static int parse_option(int opt, char *arg, struct provision_opts *o, struct svm
 		return 0;
 	case OPT_KEEP_RUNNING:
 		o->keep_running = true;
+		return 0;
+	case OPT_CHECKPOINT_FRESH:
+		o->checkpoint_fresh = true;
 		return 0;
 	default:
 		return svm_err_set(err, "unknown option");

@@ -70,7 +70,8 @@ struct provision_opts {
 	const char *checkpoint;
 	uint32_t job_id;
 	const char *node;
-	bool keep_running; /* save: the guest runs on after its checkpoint */
+	bool keep_running;     /* save: the guest runs on after its checkpoint */
+	bool checkpoint_fresh; /* start: a checkpoint that cannot be restored boots afresh */
 };
 
 /* One guest's place on the job network (net.c). */

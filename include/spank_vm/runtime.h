@@ -17,6 +17,10 @@
 #define SVM_GUEST_DIR        "guest"            /* the user's: sockets, console, overlay */
 #define SVM_GUEST_MUX_SOCKET "mux.sock"
 #define SVM_MUX_HELPER       "spank-vm-mux"
+/* --vm-checkpoint-interval: the job's spank-vm-checkpointer, and its log */
+#define SVM_JOB_CHECKPOINTER_PID_FILE "checkpointer.pid"
+#define SVM_CHECKPOINTER_HELPER       "spank-vm-checkpointer"
+#define SVM_CHECKPOINTER_LOG          "checkpointer.log"
 
 /* Fills buf with runtime_dir/<jobid>. */
 int svm_job_dir(const char *runtime_dir, uint32_t job_id, char *buf, size_t len,
@@ -37,11 +41,19 @@ int svm_job_file_read(const char *runtime_dir, uint32_t job_id, const char *name
 /* The pid in the job's mux.pid while it is still helper_dir's spank-vm-mux
  * (a pid can be reused), else 0. */
 pid_t svm_job_mux_pid(const char *runtime_dir, const char *helper_dir, uint32_t job_id);
+/* The same for any helper: the pid in pid_file while it is helper_dir's helper. */
+pid_t svm_job_helper_pid(const char *runtime_dir, const char *helper_dir, uint32_t job_id,
+                         const char *pid_file, const char *helper);
 
 /* spank_vm-<node>-<job>: the libvirt name a job's guest is started under
  * (a restored guest keeps the name it was saved under: spank_vm/domain_owner.h);
  * -1 if it does not fit. */
 int svm_domain_default_name(const char *node, uint32_t job, char *buf, size_t len);
+
+/* Takes the job's checkpoint lock (flock on its stage directory), waiting
+ * for a save under way: one save at a time, from pausing the mux to resuming
+ * it. Returns the fd that holds it (close it to release), or -1 and why. */
+int svm_job_checkpoint_lock(const char *runtime_dir, uint32_t job_id, struct svm_err *err);
 
 /* The marker a paused mux leaves while detached from its guest: the guest
  * may be saved (helpers/mux/pause.c). */
