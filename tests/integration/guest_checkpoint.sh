@@ -56,6 +56,7 @@ save() { # [--keep-running]
 	"$SPANK_VM_PROVISION" save --name "$GUEST_NAME" --owner "$owner" --dir "$GUEST_DIR" \
 		--checkpoint-stage "$STAGE" --checkpoint "$CKPT" "$@"
 }
+# The counter renames each value into place: a read never sees it half-written.
 count() { grun -- cat /var/tmp/count 2>/dev/null || echo 0; }
 count_above() { [ "$(count)" -gt "$1" ]; }
 pins() { virsh -c "$LIBVIRT_URI" vcpupin "$GUEST_NAME" | awk '$1 == "0" { print $2 }'; }
@@ -69,7 +70,7 @@ boot_id=$(grun -- cat /proc/sys/kernel/random/boot_id)
 # The counter runs in a session of its own, so it outlives the agent's
 # session that started it (whose process group goes when it ends): the
 # starter waits for the first count, written after setsid.
-grun -- sh -c 'setsid sh -c "i=0; while :; do i=\$((i+1)); echo \$i >/var/tmp/count; sleep 1; done" </dev/null >/dev/null 2>&1 &
+grun -- sh -c 'setsid sh -c "i=0; while :; do i=\$((i+1)); echo \$i >/var/tmp/count.new; mv /var/tmp/count.new /var/tmp/count; sleep 1; done" </dev/null >/dev/null 2>&1 &
 	while [ ! -s /var/tmp/count ]; do sleep 0.1; done'
 wait_until 60 "the guest's count to pass 2" count_above 2
 
