@@ -139,8 +139,11 @@ int svm_job_script_epilog(spank_t sp, int ac, char **av)
 	if (svm_plugin_load_config(ac, av) != 0 || svm_plugin_node_config() != 0 ||
 	    job_identity(sp, &job_id, &uid) != 0)
 		return -1;
-	if (job_dir_exists(job_id))
-		svm_guest_stop(job_id); /* the extern step may not have got to it */
+	/* The extern step may not have got to them (killed, or slurmd restarted). */
+	if (job_dir_exists(job_id)) {
+		svm_checkpointer_stop(job_id);
+		svm_guest_stop(job_id);
+	}
 	if (svm_job_dir_remove(svm_plugin.config.runtime_dir, job_id, &err) != 0) {
 		svm_error("job %u: cleaning up: %s", job_id, err.msg);
 		return -1;
