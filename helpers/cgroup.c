@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -136,4 +137,164 @@ int svm_cgroup_job_cpus_of_pid(pid_t pid, const char *cgroup_root, struct svm_cp
 		return -1;
 	svm_cgroup_job_level(dir);
 	return svm_cgroup_read_cpus(dir, out, err);
+}
+
+/* ---- the guest in the job's cgroups ---- */
+
+static bool controller_in(const char *list, size_t len, const char *name)
+{
+	size_t name_len = strlen(name);
+
+	while (len > 0) {
+		const char *comma = memchr(list, ',', len);
+		size_t n = comma ? (size_t)(comma - list) : len;
+
+		if (n == name_len && memcmp(list, name, n) == 0)
+			return true;
+		if (comma == NULL)
+			break;
+		len -= n + 1;
+		list = comma + 1;
+	}
+	return false;
+}
+
+/* A v1 hierarchy the guest joins: one that limits or accounts, and neither
+ * freezer nor devices (cgroup.h says why). */
+static bool joined_hierarchy(const char *list, size_t len)
+{
+	if (controller_in(list, len, "freezer") || controller_in(list, len, "devices"))
+		return false;
+	return controller_in(list, len, "cpuset") || controller_in(list, len, "memory") ||
+	       controller_in(list, len, "cpuacct") || controller_in(list, len, "cpu");
+}
+
+static bool has_job_component(const char *path, size_t len)
+{
+	for (size_t i = 0; i + 5 < len; i++) {
+		size_t digits;
+
+		if (memcmp(path + i, "/job_", 5) != 0)
+			continue;
+		digits = strspn(path + i + 5, "0123456789");
+		if (digits > 0 && i + 5 + digits <= len &&
+		    (i + 5 + digits == len || path[i + 5 + digits] == '/'))
+			return true;
+	}
+	return false;
+}
+
+static int add_dir(struct svm_cgroup_dirs *out, const char *root, const char *mount,
+                   size_t mount_len, const char *path, size_t path_len, struct svm_err *err)
+{
+	char *dir;
+	int n;
+
+	/* A hierarchy Slurm does not manage here (the task sits at its root). */
+	if (!has_job_component(path, path_len))
+		return 0;
+	if (out->n >= SVM_CGROUP_DIRS_MAX)
+		return svm_err_set(err, "the task is in too many cgroup hierarchies");
+	dir = out->dir[out->n];
+	n = mount_len > 0 ? snprintf(dir, sizeof(out->dir[0]), "%s/%.*s%.*s", root, (int)mount_len,
+	                             mount, (int)path_len, path)
+	                  : snprintf(dir, sizeof(out->dir[0]), "%s%.*s", root, (int)path_len, path);
+	if (n < 0 || (size_t)n >= sizeof(out->dir[0]))
+		return svm_err_set(err, "cgroup path is too long");
+	if (strstr(dir, "/../") != NULL || strstr(dir, "/./") != NULL ||
+	    (n >= 3 && strcmp(dir + n - 3, "/..") == 0))
+		return svm_err_set(err, "cgroup path '%s' is not normalised", dir);
+	out->n++;
+	return 0;
+}
+
+int svm_cgroup_guest_dirs(const char *proc_cgroup, const char *cgroup_root,
+                          struct svm_cgroup_dirs *out, struct svm_err *err)
+{
+	const char *unified = NULL, *p = proc_cgroup;
+	size_t unified_len = 0;
+	bool v1_controllers = false;
+
+	out->n = 0;
+	while (*p != '\0') {
+		size_t len = strcspn(p, "\n");
+		const char *c1 = memchr(p, ':', len), *c2 = NULL;
+
+		if (c1 != NULL)
+			c2 = memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - p));
+		if (c2 != NULL && c2 == c1 + 1) {
+			unified = c2 + 1;
+			unified_len = len - (size_t)(c2 + 1 - p);
+		} else if (c2 != NULL && strncmp(c1 + 1, "name=", 5) != 0) {
+			size_t list_len = (size_t)(c2 - c1 - 1);
+
+			v1_controllers = true;
+			if (joined_hierarchy(c1 + 1, list_len) &&
+			    add_dir(out, cgroup_root, c1 + 1, list_len, c2 + 1,
+			            len - (size_t)(c2 + 1 - p), err) != 0)
+				return -1;
+		}
+		p += len + (p[len] == '\n');
+	}
+	/* Hybrid hosts have a unified hierarchy without controllers: v1 rules. */
+	if (!v1_controllers && unified != NULL &&
+	    add_dir(out, cgroup_root, "", 0, unified, unified_len, err) != 0)
+		return -1;
+	if (out->n == 0)
+		return svm_err_set(err, "the job's task is in no Slurm job cgroup that limits or "
+		                        "accounts");
+	return 0;
+}
+
+int svm_cgroup_join(const struct svm_cgroup_dirs *dirs, pid_t pid, struct svm_err *err)
+{
+	char path[4096 + 16], text[32];
+	int len = snprintf(text, sizeof(text), "%d\n", (int)pid);
+
+	for (unsigned i = 0; i < dirs->n; i++) {
+		int fd;
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/cgroup.procs", dirs->dir[i]);
+		fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return svm_err_errno(err, errno, "cannot open %s", path);
+		n = write(fd, text, (size_t)len);
+		if (n != len) {
+			svm_err_errno(err, n < 0 ? errno : EIO, "cannot move pid %d into %s",
+			              (int)pid, dirs->dir[i]);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+void svm_cgroup_remove_job_dirs(const struct svm_cgroup_dirs *dirs)
+{
+	for (unsigned i = 0; i < dirs->n; i++) {
+		char dir[sizeof(dirs->dir[0])];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", dirs->dir[i]);
+		/* Up to the job's directory, then the user's ("uid_N") above it. */
+		for (;;) {
+			bool job_level;
+
+			slash = strrchr(dir, '/');
+			if (slash == NULL)
+				break;
+			job_level = strncmp(slash, "/job_", 5) == 0;
+			if (rmdir(dir) != 0)
+				break;
+			*slash = '\0';
+			if (job_level) {
+				slash = strrchr(dir, '/');
+				if (slash != NULL && strncmp(slash, "/uid_", 5) == 0)
+					rmdir(dir);
+				break;
+			}
+		}
+	}
 }

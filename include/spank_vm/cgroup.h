@@ -29,4 +29,30 @@ int svm_cgroup_read_cpus(const char *dir, struct svm_cpuset *out, struct svm_err
 int svm_cgroup_job_cpus_of_pid(pid_t pid, const char *cgroup_root, struct svm_cpuset *out,
                                struct svm_err *err);
 
+/* The guest's QEMU joins the job's cgroups on its node (issue: Slurm limits,
+ * accounts and pins it like a task): the cgroups of the extern step's task,
+ * in the hierarchies that limit and account (v1 cpuset, memory, cpu,
+ * cpuacct; or the v2 unified one), never freezer or devices. Slurm's
+ * proctrack signals the step's freezer container at the job's end, before
+ * the plugin's teardown could save or power off the guest; a constrained
+ * devices cgroup would deny QEMU /dev/kvm. */
+#define SVM_CGROUP_DIRS_MAX 4
+struct svm_cgroup_dirs {
+	unsigned n;
+	char dir[SVM_CGROUP_DIRS_MAX][4096];
+};
+
+/* From the text of the task's /proc/PID/cgroup: the directories to join.
+ * Each must be inside a Slurm job's cgroup (a "job_N" component). */
+int svm_cgroup_guest_dirs(const char *proc_cgroup, const char *cgroup_root,
+                          struct svm_cgroup_dirs *out, struct svm_err *err);
+
+/* Moves process pid, all its threads, into every directory (cgroup.procs). */
+int svm_cgroup_join(const struct svm_cgroup_dirs *dirs, pid_t pid, struct svm_err *err);
+
+/* Once the guest is gone: removes each directory and its parents up to the
+ * job's (and the user's above it, as Slurm does), where empty. Slurm gave
+ * up on them when it ended the step, the guest still inside. */
+void svm_cgroup_remove_job_dirs(const struct svm_cgroup_dirs *dirs);
+
 #endif

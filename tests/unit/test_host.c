@@ -127,12 +127,130 @@ static void test_plan_record_lists_pins_cells_and_memory(void **state)
 	hwloc_topology_destroy(topo);
 }
 
+/* As seen here: the extern step's task (its sleep) under jobacct_gather/cgroup. */
+static const char extern_task_v1[] = "9:name=systemd:/\n"
+                                     "8:pids:/\n"
+                                     "7:blkio:/\n"
+                                     "6:freezer:/slurm_svm1/uid_1001/job_1/step_extern\n"
+                                     "5:devices:/slurm_svm1/uid_1001/job_1/step_extern\n"
+                                     "4:memory:/slurm_svm1/uid_1001/job_1/step_extern/task_0\n"
+                                     "3:cpuset:/slurm_svm1/uid_1001/job_1/step_extern\n"
+                                     "2:cpuacct:/slurm_svm1/uid_1001/job_1/step_extern/task_0\n"
+                                     "1:cpu:/\n"
+                                     "0::/\n";
+
+static void test_guest_joins_the_limiting_v1_hierarchies_only(void **state)
+{
+	struct svm_cgroup_dirs dirs;
+	struct svm_err err;
+
+	(void)state;
+	assert_int_equal(svm_cgroup_guest_dirs(extern_task_v1, "/sys/fs/cgroup", &dirs, &err), 0);
+	/* Not freezer (Slurm's end-of-step SIGTERM), not devices, not cpu at "/". */
+	assert_int_equal(dirs.n, 3);
+	assert_string_equal(dirs.dir[0],
+	                    "/sys/fs/cgroup/memory/slurm_svm1/uid_1001/job_1/step_extern/task_0");
+	assert_string_equal(dirs.dir[1],
+	                    "/sys/fs/cgroup/cpuset/slurm_svm1/uid_1001/job_1/step_extern");
+	assert_string_equal(dirs.dir[2],
+	                    "/sys/fs/cgroup/cpuacct/slurm_svm1/uid_1001/job_1/step_extern/task_0");
+}
+
+static void test_guest_cgroups_comounted_and_v2(void **state)
+{
+	struct svm_cgroup_dirs dirs;
+	struct svm_err err;
+
+	(void)state;
+	assert_int_equal(
+	        svm_cgroup_guest_dirs("4:cpu,cpuacct:/slurm/uid_5/job_7/step_extern/task_0\n"
+	                              "3:cpuset:/slurm/uid_5/job_7/step_extern\n"
+	                              "2:memory:/slurm/uid_5/job_7/step_extern/task_0\n"
+	                              "0::/\n",
+	                              "/cg", &dirs, &err),
+	        0);
+	assert_int_equal(dirs.n, 3);
+	assert_string_equal(dirs.dir[0], "/cg/cpu,cpuacct/slurm/uid_5/job_7/step_extern/task_0");
+	assert_int_equal(
+	        svm_cgroup_guest_dirs(
+	                "0::/system.slice/slurmstepd.scope/job_3/step_extern/user/task_0\n",
+	                "/sys/fs/cgroup", &dirs, &err),
+	        0);
+	assert_int_equal(dirs.n, 1);
+	assert_string_equal(dirs.dir[0], "/sys/fs/cgroup/system.slice/slurmstepd.scope/job_3/"
+	                                 "step_extern/user/task_0");
+}
+
+static void test_guest_cgroups_refuse_what_is_no_job(void **state)
+{
+	static const char *const bad[] = {
+	        "3:cpuset:/\n",
+	        "3:cpuset:/slurm/uid_5/job_/step_extern\n",
+	        "3:cpuset:/slurm/uid_5/job_7x/step_extern\n",
+	        "3:cpuset:/slurm/uid_5/job_7/../../../etc\n",
+	        "0::/user.slice\n",
+	        "6:freezer:/slurm/uid_5/job_7/step_extern\n",
+	        "",
+	};
+	struct svm_cgroup_dirs dirs;
+	struct svm_err err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err.msg[0] = '\0';
+		assert_int_equal(svm_cgroup_guest_dirs(bad[i], "/cg", &dirs, &err), -1);
+		assert_true(strlen(err.msg) > 0);
+	}
+}
+
+static void test_guest_cgroups_joined_and_removed(void **state)
+{
+	char root[] = "/tmp/svm-cgroup-XXXXXX", text[512], path[4200];
+	struct svm_cgroup_dirs dirs;
+	struct svm_err err;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	snprintf(path, sizeof(path),
+	         "mkdir -p %s/cpuset/s/uid_5/job_7/step_extern/task_0 %s/cpuset/s/uid_5/job_8 && "
+	         "touch %s/cpuset/s/uid_5/job_7/step_extern/task_0/cgroup.procs",
+	         root, root, root);
+	assert_int_equal(system(path), 0);
+	snprintf(text, sizeof(text), "3:cpuset:/s/uid_5/job_7/step_extern/task_0\n");
+	assert_int_equal(svm_cgroup_guest_dirs(text, root, &dirs, &err), 0);
+	/* In a plain directory the pid lands in the file. */
+	assert_int_equal(svm_cgroup_join(&dirs, 1234, &err), 0);
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dirs.dir[0]);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	assert_string_equal(text, "1234\n");
+	/* Non-empty stays (here the file; in cgroupfs a process or a child). */
+	svm_cgroup_remove_job_dirs(&dirs);
+	assert_int_equal(access(dirs.dir[0], F_OK), 0);
+	unlink(path);
+	svm_cgroup_remove_job_dirs(&dirs);
+	snprintf(path, sizeof(path), "%s/cpuset/s/uid_5/job_7", root);
+	assert_int_equal(access(path, F_OK), -1);
+	/* The user's directory holds another job: it stays, and so does "s". */
+	snprintf(path, sizeof(path), "%s/cpuset/s/uid_5/job_8", root);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "rm -rf %s", root);
+	assert_int_equal(system(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_cgroup_v1_cpuset_line_is_found_among_others),
 	        cmocka_unit_test(test_cgroup_v1_cpuset_in_a_joined_hierarchy),
 	        cmocka_unit_test(test_cgroup_v2_unified_line),
+	        cmocka_unit_test(test_guest_joins_the_limiting_v1_hierarchies_only),
+	        cmocka_unit_test(test_guest_cgroups_comounted_and_v2),
+	        cmocka_unit_test(test_guest_cgroups_refuse_what_is_no_job),
+	        cmocka_unit_test(test_guest_cgroups_joined_and_removed),
 	        cmocka_unit_test(test_cgroup_refuses_missing_and_dotdot),
 	        cmocka_unit_test(test_cgroup_reads_cpus_from_the_first_file_present),
 	        cmocka_unit_test(test_plan_record_lists_pins_cells_and_memory),
