@@ -28,8 +28,14 @@ void svm_save_command(struct svm_save_command *cmd, const struct svm_save_guest 
 	cmd->argv[n++] = cmd->stage;
 	cmd->argv[n++] = (char *)"--checkpoint";
 	cmd->argv[n++] = (char *)g->checkpoint_dir;
-	if (g->keep_running)
+	if (g->keep_running) {
+		/* The guest resumes in a new QEMU: it joins the job's cgroups again. */
+		snprintf(cmd->cgroups, sizeof(cmd->cgroups), "%s/%u/%s", g->runtime_dir, g->job_id,
+		         SVM_JOB_CGROUPS_FILE);
 		cmd->argv[n++] = (char *)"--keep-running";
+		cmd->argv[n++] = (char *)"--job-cgroups-file";
+		cmd->argv[n++] = cmd->cgroups;
+	}
 	if (g->uri != NULL) {
 		cmd->argv[n++] = (char *)"--uri";
 		cmd->argv[n++] = (char *)g->uri;

@@ -87,6 +87,7 @@ struct start_args {
 	char mem[32], reserve[32], min_guest[32], pid[32], owner[48], job[16], node[16];
 	char name[96], dir[SVM_PATH_MAX + 32], plan[SVM_PATH_MAX + 32];
 	char stage[SVM_PATH_MAX + 32];
+	char task[16], cgroups[SVM_PATH_MAX + 32];
 };
 
 struct argv_builder {
@@ -179,6 +180,13 @@ static int build_start_argv(const struct svm_guest_job *job, struct start_args *
 	add(b, "start");
 	add_pair(b, "--cores", job->cores);
 	add_pair(b, "--cgroup-pid", a->pid);
+	/* QEMU joins the job's cgroups: Slurm limits and accounts it (issue 8). */
+	if (job->extern_task > 0) {
+		snprintf(a->task, sizeof(a->task), "%d", (int)job->extern_task);
+		job_path(job->job_id, SVM_JOB_CGROUPS_FILE, a->cgroups, sizeof(a->cgroups));
+		add_pair(b, "--job-task", a->task);
+		add_pair(b, "--job-cgroups-file", a->cgroups);
+	}
 	add_pair(b, "--mem", a->mem);
 	add_pair(b, "--reserve", a->reserve);
 	add_pair(b, "--min-guest", a->min_guest);
@@ -260,16 +268,27 @@ int svm_guest_start(const struct svm_guest_job *job)
 
 void svm_guest_stop(uint32_t job_id)
 {
-	char name[96], job[16], dir[SVM_PATH_MAX + 32], output[1024];
-	const char *argv[] = {
-	        PROVISION_HELPER,     "stop",      "--name",        name, "--job", job, "--node",
-	        svm_plugin.node_name, "--timeout", GRACEFUL_STOP_S, NULL};
+	char name[96], job[16], dir[SVM_PATH_MAX + 32], output[1024], cgroups[SVM_PATH_MAX + 32];
+	const char *argv[] = {PROVISION_HELPER,
+	                      "stop",
+	                      "--name",
+	                      name,
+	                      "--job",
+	                      job,
+	                      "--node",
+	                      svm_plugin.node_name,
+	                      "--timeout",
+	                      GRACEFUL_STOP_S,
+	                      "--job-cgroups-file",
+	                      cgroups,
+	                      NULL};
 	struct svm_err err;
 	int parent;
 
 	if (svm_guest_domain_name(job_id, name, sizeof(name)) != 0)
 		return;
 	snprintf(job, sizeof(job), "%u", job_id);
+	job_path(job_id, SVM_JOB_CGROUPS_FILE, cgroups, sizeof(cgroups));
 	/* The mux first: it powers the guest off (POWEROFF) as it goes. */
 	svm_guest_stop_mux(job_id);
 	if (svm_run_helper(PROVISION_HELPER, (char *const *)argv, STOP_TIMEOUT_S, output,

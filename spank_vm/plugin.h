@@ -77,6 +77,7 @@ struct svm_guest_job {
 	const char *cores;              /* S_JOB_ALLOC_CORES */
 	uint64_t mem_mib;               /* S_JOB_ALLOC_MEM */
 	pid_t cgroup_pid;               /* a process in the job's cgroups */
+	pid_t extern_task;              /* the extern step's task: QEMU joins its cgroups */
 	char workdir[SVM_PATH_MAX + 1]; /* shared read-write into the guest; "" for none */
 	char home[SVM_PATH_MAX + 1];
 	const struct svm_request *req;

@@ -5,12 +5,14 @@
  * The extern step (PrologFlags=Contain) carries the guest's lifetime: it
  * knows the job's cores and memory on this node (S_JOB_ALLOC_*), which the
  * prolog does not, and it lives until the job ends. */
+#include <dirent.h>
 #include <errno.h>
 #include <pwd.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -89,6 +91,34 @@ static void read_dirs(struct svm_guest_job *job)
 		snprintf(job->home, sizeof(job->home), "%s", pw.pw_dir);
 }
 
+/* The extern step's task (Slurm's "sleep"), forked just before this
+ * callback: the first child of any of this process's threads. */
+static pid_t extern_task(void)
+{
+	char path[64], text[256];
+	DIR *tasks = opendir("/proc/self/task");
+	struct dirent *t;
+	pid_t found = 0;
+
+	if (tasks == NULL)
+		return 0;
+	while (found == 0 && (t = readdir(tasks)) != NULL) {
+		FILE *f;
+
+		if (t->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%.16s/children", t->d_name);
+		f = fopen(path, "re");
+		if (f == NULL)
+			continue;
+		if (fgets(text, sizeof(text), f) != NULL)
+			found = (pid_t)strtol(text, NULL, 10);
+		fclose(f);
+	}
+	closedir(tasks);
+	return found > 1 ? found : 0;
+}
+
 /* Reads what the extern step knows of the job on this node. */
 static int read_job(spank_t sp, struct svm_guest_job *job)
 {
@@ -103,6 +133,7 @@ static int read_job(spank_t sp, struct svm_guest_job *job)
 	/* slurmstepd has joined the job's cgroups by now; the extern step has no
 	 * task of its own to ask about (S_TASK_PID is "not in task context"). */
 	job->cgroup_pid = getpid();
+	job->extern_task = extern_task();
 	read_dirs(job);
 	if (rc == ESPANK_SUCCESS && job->req->net == SVM_NET_CLUSTER) {
 		struct svm_err err;

@@ -348,6 +348,7 @@ void provision_restore_done(const struct provision_opts *o)
 
 struct save_figures {
 	double save_s, copy_s, restore_s;
+	char name[256]; /* the guest's libvirt name (a restored one keeps its first) */
 };
 
 static int load_shape(const struct provision_opts *o, int stage, struct svm_ckpt_manifest *m,
@@ -379,6 +380,7 @@ static int save_and_copy(const struct provision_opts *o, virConnectPtr conn, int
 
 	if (dom == NULL)
 		return provision_libvirt_error(err, "no such guest");
+	snprintf(fig->name, sizeof(fig->name), "%s", virDomainGetName(dom));
 	snprintf(memory_path, sizeof(memory_path), "%s/%s", o->checkpoint_stage, STAGE_MEMORY);
 	unlinkat(stage, STAGE_MEMORY, 0);
 	if (virDomainSaveFlags(dom, memory_path, NULL, VIR_DOMAIN_SAVE_RUNNING) != 0) {
@@ -407,9 +409,21 @@ static int restore_in_place(const struct provision_opts *o, virConnectPtr conn,
 	char memory_path[SVM_PATH_MAX + 16];
 	double t0 = provision_now_s();
 
+	static struct svm_cgroup_dirs cgroups;
+	int recorded = o->job_cgroups_file == NULL
+	                       ? 1
+	                       : provision_cgroups_recorded(o->job_cgroups_file, &cgroups, err);
+
 	snprintf(memory_path, sizeof(memory_path), "%s/%s", o->checkpoint_stage, STAGE_MEMORY);
-	if (virDomainRestoreFlags(conn, memory_path, NULL, VIR_DOMAIN_SAVE_RUNNING) != 0)
+	if (recorded < 0)
+		return -1;
+	/* A new QEMU: into the job's cgroups before it runs, as at the start. */
+	if (virDomainRestoreFlags(conn, memory_path, NULL,
+	                          recorded == 0 ? VIR_DOMAIN_SAVE_PAUSED
+	                                        : VIR_DOMAIN_SAVE_RUNNING) != 0)
 		return provision_libvirt_error(err, "cannot resume the saved guest");
+	if (recorded == 0 && provision_join_job_cgroups(conn, fig->name, &cgroups, err) != 0)
+		return -1;
 	fig->restore_s = provision_now_s() - t0;
 	return provision_hand_sockets(o, err);
 }
@@ -417,7 +431,7 @@ static int restore_in_place(const struct provision_opts *o, virConnectPtr conn,
 int provision_cmd_save(const struct provision_opts *o, struct svm_err *err)
 {
 	struct svm_ckpt_manifest *m = calloc(1, sizeof(*m));
-	struct save_figures fig = {0, 0, 0};
+	struct save_figures fig = {.save_s = 0};
 	virConnectPtr conn = NULL;
 	int stage = -1, rc = -1;
 

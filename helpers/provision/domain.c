@@ -331,9 +331,9 @@ int provision_hand_sockets(const struct provision_opts *o, struct svm_err *err)
 	return 0;
 }
 
-static int create_domain(virConnectPtr conn, const char *xml, struct svm_err *err)
+static int create_domain(virConnectPtr conn, const char *xml, bool paused, struct svm_err *err)
 {
-	virDomainPtr dom = virDomainCreateXML(conn, xml, 0);
+	virDomainPtr dom = virDomainCreateXML(conn, xml, paused ? VIR_DOMAIN_START_PAUSED : 0);
 	struct svm_err why;
 
 	if (dom != NULL) {
@@ -393,10 +393,11 @@ static int saved_identity(virConnectPtr conn, const char *memory, struct saved_i
 	return ok ? 0 : svm_err_set(err, "the checkpoint's saved state names no guest");
 }
 
-static int restore_domain(virConnectPtr conn, const char *memory, const char *xml,
+static int restore_domain(virConnectPtr conn, const char *memory, const char *xml, bool paused,
                           struct svm_err *err)
 {
-	if (virDomainRestoreFlags(conn, memory, xml, VIR_DOMAIN_SAVE_RUNNING) != 0)
+	if (virDomainRestoreFlags(conn, memory, xml,
+	                          paused ? VIR_DOMAIN_SAVE_PAUSED : VIR_DOMAIN_SAVE_RUNNING) != 0)
 		return provision_libvirt_error(err, "cannot restore the guest from its checkpoint");
 	return 0;
 }
@@ -410,6 +411,7 @@ struct start_state {
 	struct svm_ckpt_manifest *manifest;
 	char memory[SVM_PATH_MAX + 16]; /* "" unless restoring */
 	char not_restored[SVM_ERR_MAX]; /* --checkpoint-fallback-fresh: why it boots afresh */
+	struct svm_cgroup_dirs cgroups; /* --job-task: the job cgroups the guest joins */
 };
 
 static int prepare_start(const struct provision_opts *o, struct start_state *st,
@@ -419,6 +421,11 @@ static int prepare_start(const struct provision_opts *o, struct start_state *st,
 
 	if (provision_checkpoint_check(o, err) != 0 ||
 	    provision_build_plan(o, &st->alloc, err) != 0)
+		return -1;
+	if (o->job_task > 0 && o->job_cgroups_file == NULL)
+		return svm_err_set(err, "--job-task needs --job-cgroups-file");
+	if (o->job_task > 0 &&
+	    provision_cgroups_of_task(o->job_task, o->job_cgroups_file, &st->cgroups, err) != 0)
 		return -1;
 	if (provision_load_image(o, &st->image, err) != 0)
 		return -1;
@@ -476,9 +483,13 @@ int provision_cmd_start(const struct provision_opts *o, struct svm_err *err)
 	if (provision_prepare_console(o, err) != 0 ||
 	    render(o, &st.image, plan, st.memory[0] ? &saved : NULL, &xml, err) != 0)
 		goto out;
-	if ((st.memory[0] ? restore_domain(conn, st.memory, xml, err)
-	                  : create_domain(conn, xml, err)) != 0 ||
-	    provision_hand_sockets(o, err) != 0)
+	if ((st.memory[0] ? restore_domain(conn, st.memory, xml, o->job_task > 0, err)
+	                  : create_domain(conn, xml, o->job_task > 0, err)) != 0)
+		goto out;
+	if (o->job_task > 0 && provision_join_job_cgroups(conn, st.memory[0] ? saved.name : o->name,
+	                                                  &st.cgroups, err) != 0)
+		goto out;
+	if (provision_hand_sockets(o, err) != 0)
 		goto out;
 	svm_plan_describe(plan, line, sizeof(line));
 	if (st.memory[0])
@@ -559,6 +570,8 @@ int provision_cmd_stop(const struct provision_opts *o, struct svm_err *err)
 		rc = provision_libvirt_error(err, "cannot destroy the guest");
 	virDomainFree(dom);
 out:
+	if (rc == 0 && o->job_cgroups_file != NULL)
+		provision_leave_job_cgroups(o->job_cgroups_file);
 	virConnectClose(conn);
 	return rc;
 }

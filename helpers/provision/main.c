@@ -19,7 +19,10 @@ static const char usage_text[] =
         "             [--checkpoint-fallback-fresh]\n"
         "             (a guest that can be checkpointed; restored from DIR's checkpoint,\n"
         "             or with --checkpoint-fallback-fresh booted afresh if that fails)\n"
+        "             [--job-task PID [--job-cgroups-file F]]\n"
+        "             (the guest runs in that task's job cgroups, listed in F)\n"
         "       spank-vm-provision stop  --name NAME [--job ID --node NAME] [--timeout SECONDS]\n"
+        "             [--job-cgroups-file F] (F's cgroups are removed once the guest is gone)\n"
         "             [--uri URI]\n"
         "       spank-vm-provision save  --name NAME [--job ID --node NAME] --owner UID:GID\n"
         "             --dir DIR\n"
@@ -68,12 +71,16 @@ enum {
 	OPT_NODE,
 	OPT_KEEP_RUNNING,
 	OPT_CHECKPOINT_FRESH,
+	OPT_JOB_TASK,
+	OPT_JOB_CGROUPS_FILE,
 };
 
 static const struct option long_options[] = {
         {"cores", required_argument, NULL, OPT_CORES},
         {"cpuset", required_argument, NULL, OPT_CPUSET},
         {"cgroup-pid", required_argument, NULL, OPT_CGROUP_PID},
+        {"job-task", required_argument, NULL, OPT_JOB_TASK},
+        {"job-cgroups-file", required_argument, NULL, OPT_JOB_CGROUPS_FILE},
         {"mem", required_argument, NULL, OPT_MEM},
         {"reserve", required_argument, NULL, OPT_RESERVE},
         {"min-guest", required_argument, NULL, OPT_MIN_GUEST},
@@ -188,6 +195,11 @@ static int parse_sizes_and_numbers(int opt, const char *arg, struct provision_op
 			return -1;
 		o->cgroup_pid = (pid_t)v;
 		return 0;
+	case OPT_JOB_TASK:
+		if (svm_parse_uint(arg, 2, INT32_MAX, &v, err) != 0)
+			return -1;
+		o->job_task = (pid_t)v;
+		return 0;
 	case OPT_TIMEOUT:
 		if (svm_parse_uint(arg, 0, 3600, &v, err) != 0)
 			return -1;
@@ -295,6 +307,8 @@ static int parse_option(int opt, char *arg, struct provision_opts *o, struct svm
 		return parse_path(arg, &o->checkpoint_stage, err);
 	case OPT_CHECKPOINT:
 		return parse_path(arg, &o->checkpoint, err);
+	case OPT_JOB_CGROUPS_FILE:
+		return parse_path(arg, &o->job_cgroups_file, err);
 	case OPT_NODE:
 		/* A Slurm node name: the image-name rule keeps it one plain word. */
 		if (svm_check_image_name(arg, err) != 0)

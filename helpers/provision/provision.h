@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "spank_vm/catalog.h"
+#include "spank_vm/cgroup.h"
 #include "spank_vm/domain_xml.h"
 #include "spank_vm/error.h"
 #include "spank_vm/net.h"
@@ -23,6 +24,8 @@ struct provision_opts {
 	const char *cores;  /* Slurm's abstract core list */
 	const char *cpuset; /* OS CPU list */
 	pid_t cgroup_pid;   /* take the OS CPU list from this process's job cgroup */
+	pid_t job_task;     /* --job-task: the guest joins this task's cgroups (job_cgroups.c) */
+	const char *job_cgroups_file; /* where start lists them, for stop to remove */
 	uint64_t mem_mib;
 	uint64_t reserve_mib;
 	uint64_t min_guest_mib;
@@ -124,6 +127,19 @@ int provision_record_plan(const struct svm_plan *plan, const char *path, struct 
 /* Shared by start, stop and save (domain.c). */
 struct _virConnect *provision_connect(const struct provision_opts *o, struct svm_err *err);
 int provision_libvirt_error(struct svm_err *err, const char *what);
+
+/* job_cgroups.c: the guest in the job's cgroups. The directories to join,
+ * from the job's task, listed in file; or as file lists them (1: no file). */
+int provision_cgroups_of_task(pid_t task, const char *file, struct svm_cgroup_dirs *dirs,
+                              struct svm_err *err);
+int provision_cgroups_recorded(const char *file, struct svm_cgroup_dirs *dirs, struct svm_err *err);
+/* Moves the paused guest name into dirs, pins it again as defined and lets
+ * it run; destroys it on failure. */
+int provision_join_job_cgroups(struct _virConnect *conn, const char *name,
+                               const struct svm_cgroup_dirs *dirs, struct svm_err *err);
+/* Once the guest is gone: removes the directories file lists, where empty
+ * (Slurm gave up on them while the guest was inside), and the file. */
+void provision_leave_job_cgroups(const char *file);
 int provision_load_image(const struct provision_opts *o, struct svm_image *image,
                          struct svm_err *err);
 /* Hands the channels' sockets libvirt made (as root) to the job's user. */

@@ -17,6 +17,7 @@
 #define SVM_GUEST_DIR        "guest"            /* the user's: sockets, console, overlay */
 #define SVM_GUEST_MUX_SOCKET "mux.sock"
 #define SVM_MUX_HELPER       "spank-vm-mux"
+#define SVM_JOB_CGROUPS_FILE "cgroups" /* the job cgroups QEMU joined (provision) */
 /* --vm-checkpoint-interval: the job's spank-vm-checkpointer, and its log */
 #define SVM_JOB_CHECKPOINTER_PID_FILE "checkpointer.pid"
 #define SVM_CHECKPOINTER_HELPER       "spank-vm-checkpointer"

@@ -24,7 +24,7 @@ struct svm_save_guest {
 };
 
 struct svm_save_command {
-	char job[16], owner[48], stage[SVM_PATH_MAX + 32];
+	char job[16], owner[48], stage[SVM_PATH_MAX + 32], cgroups[SVM_PATH_MAX + 32];
 	char *argv[24];
 };
 

@@ -138,8 +138,11 @@ static void test_save_command_names_the_guest_and_its_checkpoint(void **state)
 	g.uri = "qemu:///system";
 	svm_save_command(&cmd, &g);
 	assert_string_equal(cmd.argv[16], "--keep-running");
-	assert_string_equal(cmd.argv[18], "qemu:///system");
-	assert_null(cmd.argv[19]);
+	/* Resumed in a new QEMU, the guest joins the job's cgroups again. */
+	assert_string_equal(cmd.argv[17], "--job-cgroups-file");
+	assert_string_equal(cmd.argv[18], "/run/spank_vm/n1/42/cgroups");
+	assert_string_equal(cmd.argv[20], "qemu:///system");
+	assert_null(cmd.argv[21]);
 }
 
 static void test_domain_default_name(void **state)
