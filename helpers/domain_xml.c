@@ -12,6 +12,8 @@
 #define SLOT_DISK        0x03
 #define SLOT_FIRST_SHARE 0x04
 #define SLOT_NIC         0x1e /* after the last share's */
+/* TCG translation cache of a hypervisor=qemu guest, MiB */
+#define SVM_TCG_TB_CACHE_MIB "64"
 
 struct flavour {
 	enum svm_hypervisor hv;
@@ -262,6 +264,16 @@ static void render_os(struct svm_xml *xml, const struct svm_plan *plan,
 	if (plan->x2apic) {
 		svm_xml_start(xml, "ioapic");
 		svm_xml_attr(xml, "driver", "qemu");
+		svm_xml_end(xml);
+	}
+	/* TCG's translation cache would grow to 1 GiB, charged to the job's
+	 * memory cgroup: bounded so that QEMU fits in mem_reserve. */
+	if (plan->hypervisor == SVM_HV_QEMU) {
+		svm_xml_start(xml, "tcg");
+		svm_xml_start(xml, "tb-cache");
+		svm_xml_attr(xml, "unit", "MiB");
+		svm_xml_text(xml, SVM_TCG_TB_CACHE_MIB);
+		svm_xml_end(xml);
 		svm_xml_end(xml);
 	}
 	svm_xml_end(xml);
