@@ -921,7 +921,8 @@ int svm_proto_decode_signal(const struct svm_proto_frame *frame, uint32_t *signo
 	return check_signo("SIGNAL", *signo, err);
 }
 
-#define EXIT_CORE_DUMPED 0x1u
+#define EXIT_CORE_DUMPED   SVM_PROTO_EXIT_FLAG_CORE_DUMPED
+#define EXIT_OUT_OF_MEMORY SVM_PROTO_EXIT_FLAG_OUT_OF_MEMORY
 
 static int check_exit(const struct svm_proto_exit *status, struct svm_err *err)
 {
@@ -946,7 +947,8 @@ int svm_proto_encode_exit(struct svm_proto_buf *buf, uint32_t session,
 		return -1;
 	put_u8(&w, (uint8_t)exit_status->kind);
 	put_u8(&w, killed ? exit_status->signo : exit_status->code);
-	put_u8(&w, exit_status->core_dumped ? EXIT_CORE_DUMPED : 0);
+	put_u8(&w, (exit_status->core_dumped ? EXIT_CORE_DUMPED : 0) |
+	                   (exit_status->out_of_memory ? EXIT_OUT_OF_MEMORY : 0));
 	put_u8(&w, 0);
 	return frame_end(&w, err);
 }
@@ -958,7 +960,7 @@ int svm_proto_decode_exit(const struct svm_proto_frame *frame, struct svm_proto_
 
 	if (expect_fixed(frame, SVM_PROTO_MSG_EXIT, 4, err) != 0)
 		return -1;
-	if ((p[2] & ~EXIT_CORE_DUMPED) != 0 || p[3] != 0)
+	if ((p[2] & ~(EXIT_CORE_DUMPED | EXIT_OUT_OF_MEMORY)) != 0 || p[3] != 0)
 		return svm_err_set(err, "EXIT: flags 0x%02x or reserved 0x%02x has unknown bits",
 		                   p[2], p[3]);
 	memset(exit_status, 0, sizeof(*exit_status));
@@ -968,6 +970,7 @@ int svm_proto_decode_exit(const struct svm_proto_frame *frame, struct svm_proto_
 	else
 		exit_status->code = p[1];
 	exit_status->core_dumped = (p[2] & EXIT_CORE_DUMPED) != 0;
+	exit_status->out_of_memory = (p[2] & EXIT_OUT_OF_MEMORY) != 0;
 	return check_exit(exit_status, err);
 }
 

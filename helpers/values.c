@@ -333,3 +333,25 @@ int svm_percent_decode(const char *in, size_t len, char *out, size_t cap)
 	out[used] = '\0';
 	return 0;
 }
+
+int svm_keyed_value(const char *text, const char *key, uint64_t *out)
+{
+	size_t key_len = strlen(key);
+
+	for (const char *line = text; *line != '\0';) {
+		size_t len = strcspn(line, "\n");
+
+		if (len > key_len && memcmp(line, key, key_len) == 0 && line[key_len] == ' ') {
+			char value[24];
+			size_t value_len = len - key_len - 1;
+
+			if (value_len == 0 || value_len >= sizeof(value))
+				return -1;
+			memcpy(value, line + key_len + 1, value_len);
+			value[value_len] = '\0';
+			return svm_parse_uint(value, 0, UINT64_MAX, out, NULL);
+		}
+		line += len + (line[len] == '\n');
+	}
+	return -1;
+}

@@ -7,7 +7,8 @@
  * the kernel command line and of QEMU's fw_cfg),
  * modules.c (kernel modules), power.c (the power button), channel.c (the port and its frames),
  * session.c (one program per session, its streams), spawn.c (the child's
- * side of fork), log.c (console messages), main.c. */
+ * side of fork), memcg.c (a session's out-of-memory kills), log.c (console
+ * messages), main.c. */
 #ifndef SPANK_VM_AGENT_H
 #define SPANK_VM_AGENT_H
 
@@ -164,7 +165,9 @@ int agent_send_data(struct agent_channel *ch, uint32_t session, uint8_t stream, 
 int agent_send_eof(struct agent_channel *ch, uint32_t session, uint8_t stream);
 int agent_send_window(struct agent_channel *ch, uint32_t session, uint8_t stream,
                       uint32_t increment);
-int agent_send_exit(struct agent_channel *ch, uint32_t session, int wait_status);
+/* out_of_memory is only sent on a connection that agreed on version 3. */
+int agent_send_exit(struct agent_channel *ch, uint32_t session, int wait_status,
+                    bool out_of_memory);
 /* Whether the output queue has room for more stream data now. */
 bool agent_channel_can_send_data(const struct agent_channel *ch);
 
@@ -208,6 +211,19 @@ bool agent_sessions_keep_batch(struct agent_sessions *all);
 /* The connection is gone or failed: SIGKILL every program, forget all. */
 void agent_sessions_kill_all(struct agent_sessions *all);
 
+/* ---- memcg.c: a memory cgroup per session, in the guest ---- */
+
+#define AGENT_MEMCG_DIR_CAP 64
+/* In the guest, once its root is ready: cgroup2 with the memory controller
+ * for the sessions' groups; logs why not when it cannot. */
+void agent_memcg_init(void);
+/* A new group for a session (its path in dir); false, dir "", without
+ * (host mode, or no cgroup2 in the guest). */
+bool agent_memcg_create(char *dir, size_t cap);
+/* The session ended: how many of its processes the out-of-memory killer
+ * ended; removes the group. 0 for dir "". */
+uint64_t agent_memcg_finish(const char *dir);
+
 /* ---- spawn.c: the child between fork and execve ---- */
 
 /* What the child reports through its close-on-exec status pipe. */
@@ -238,6 +254,9 @@ struct agent_spawn {
 	int extra_fd; /* -1: none */
 	int extra_target;
 	int status_fd; /* close-on-exec write end */
+	/* The session's memory cgroup's cgroup.procs, which the child joins
+	 * before it drops root; NULL for none. */
+	const char *memcg_procs;
 	/* Host mode: execute this file (no PATH search) and keep the caller's
 	 * own identity, which the EXEC was checked to ask for. */
 	const char *program;

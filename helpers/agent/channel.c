@@ -189,7 +189,7 @@ int agent_send_window(struct agent_channel *ch, uint32_t session, uint8_t stream
 	return frame_end(ch, &buf, svm_proto_encode_window(&buf, session, &window, &err), &err);
 }
 
-int agent_send_exit(struct agent_channel *ch, uint32_t session, int wait_status)
+int agent_send_exit(struct agent_channel *ch, uint32_t session, int wait_status, bool out_of_memory)
 {
 	struct svm_proto_exit status = {0};
 	struct svm_proto_buf buf;
@@ -203,6 +203,7 @@ int agent_send_exit(struct agent_channel *ch, uint32_t session, int wait_status)
 		status.kind = SVM_PROTO_EXITED;
 		status.code = (uint8_t)WEXITSTATUS(wait_status);
 	}
+	status.out_of_memory = out_of_memory && ch->version >= SVM_PROTO_VERSION_OOM;
 	if (!frame_begin(ch, &buf))
 		return -1;
 	return frame_end(ch, &buf, svm_proto_encode_exit(&buf, session, &status, &err), &err);

@@ -29,6 +29,7 @@ int main(void)
 	}
 	if (agent_spawn_init_limits(&err) != 0 || agent_boot(&config, &err) != 0)
 		goto fatal;
+	agent_memcg_init();
 	/* Ranks that spin on every vCPU (MPI polling) must not starve the
 	 * agent's HEARTBEAT answers; programs start at nice 0 (spawn.c). */
 	if (setpriority(PRIO_PROCESS, 0, AGENT_NICE) != 0)

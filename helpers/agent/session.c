@@ -64,6 +64,7 @@ struct agent_session {
 	uint32_t uid, gid;        /* who it runs as: only that identity adopts it */
 	char program[96];         /* argv[0] and the cwd, printable and bounded: */
 	char cwd[96];             /* what a failure to start names */
+	char memcg[AGENT_MEMCG_DIR_CAP]; /* its memory cgroup in the guest, or "" */
 	struct out_stream out[SVM_PROTO_STREAMS];
 	struct in_stream in[SVM_PROTO_STREAMS];
 };
@@ -115,6 +116,7 @@ static void unlink_session(struct agent_sessions *all, struct agent_session *s)
 		}
 	}
 	release_streams(s);
+	agent_memcg_finish(s->memcg);
 	free(s);
 }
 
@@ -230,9 +232,10 @@ static int make_child_fds(const struct svm_proto_exec *e, struct child_fds *f)
 }
 
 static pid_t fork_program(const struct svm_proto_exec *e, const struct child_fds *f,
-                          const char *program)
+                          const char *program, const char *memcg)
 {
 	char cwd[SVM_PROTO_MAX_CWD + 1]; /* checked NUL-free and short by the codec */
+	char procs[AGENT_MEMCG_DIR_CAP + 16];
 	struct agent_spawn sp = {0};
 	pid_t pid = -1;
 
@@ -258,6 +261,10 @@ static pid_t fork_program(const struct svm_proto_exec *e, const struct child_fds
 	sp.status_fd = f->status[1];
 	sp.program = program;
 	sp.keep_identity = program != NULL;
+	if (memcg[0] != '\0') {
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", memcg);
+		sp.memcg_procs = procs;
+	}
 	pid = fork();
 	if (pid == 0)
 		agent_spawn_child(&sp);
@@ -344,9 +351,11 @@ static uint32_t start_program(uint32_t id, const struct svm_proto_exec *e, const
 		code = refusal(err, SVM_PROTO_E_RESOURCE, ENOMEM, "session");
 	if (s != NULL) {
 		s->on_host = program != NULL;
-		s->pid = fork_program(e, &f, program);
+		agent_memcg_create(s->memcg, sizeof(s->memcg));
+		s->pid = fork_program(e, &f, program, s->memcg);
 		if (s->pid < 0) {
 			code = refusal(err, SVM_PROTO_E_RESOURCE, errno, "fork");
+			agent_memcg_finish(s->memcg);
 			release_streams(s);
 			free(s);
 			s = NULL;
@@ -874,7 +883,8 @@ void agent_sessions_finish(struct agent_channel *ch, struct agent_sessions *all)
 	for (struct agent_session *s = all->head; s != NULL; s = s->next) {
 		if (s->state != SESSION_RUNNING || s->orphan || !s->exited || !output_ended(s))
 			continue;
-		agent_send_exit(ch, s->id, s->wait_status);
+		agent_send_exit(ch, s->id, s->wait_status, agent_memcg_finish(s->memcg) > 0);
+		s->memcg[0] = '\0';
 		release_streams(s);
 		agent_send_close(ch, s->id);
 		s->state = SESSION_CLOSING;

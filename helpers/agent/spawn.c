@@ -187,6 +187,18 @@ static int exec_program(const struct agent_spawn *sp)
 	return error ? error : ENOENT;
 }
 
+/* Before anything of the program runs, so that all it starts is counted.
+ * A failure only loses the count: the program runs all the same. */
+static void join_memcg(const char *procs)
+{
+	int fd = procs != NULL ? open(procs, O_WRONLY | O_CLOEXEC) : -1;
+
+	if (fd >= 0) {
+		(void)!write(fd, "0", 1);
+		close(fd);
+	}
+}
+
 void agent_spawn_child(const struct agent_spawn *sp)
 {
 	report_fd = move_high(sp->status_fd);
@@ -198,6 +210,7 @@ void agent_spawn_child(const struct agent_spawn *sp)
 		(void)setpriority(PRIO_PROCESS, 0, 0);
 	if (reset_signals() != 0 || setsid() < 0 || setup_fds(sp) != 0)
 		fail(AGENT_SPAWN_SETUP, errno);
+	join_memcg(sp->memcg_procs);
 	if (set_identity(sp) != 0)
 		fail(AGENT_SPAWN_IDENTITY, errno);
 	umask(sp->umask);

@@ -14,8 +14,6 @@
 /* Between connection attempts while QEMU creates the channel's socket. */
 #define CONNECT_RETRY_MS 50
 
-static struct svm_proto_exit unused_exit; /* decode target whose value is not needed */
-
 static int try_connect(const char *path, int *fd_out, struct svm_err *err)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -247,6 +245,7 @@ static uint32_t check_agent_frame(struct mux_session *s, const struct svm_proto_
 {
 	uint32_t pid;
 	struct svm_proto_error e;
+	struct svm_proto_exit status;
 
 	switch (f->type) {
 	case SVM_PROTO_MSG_STARTED:
@@ -257,12 +256,16 @@ static uint32_t check_agent_frame(struct mux_session *s, const struct svm_proto_
 		s->started = true;
 		return 0;
 	case SVM_PROTO_MSG_EXIT:
-		if (svm_proto_decode_exit(f, &unused_exit, err) != 0)
+		if (svm_proto_decode_exit(f, &status, err) != 0)
 			return SVM_PROTO_E_MALFORMED;
 		if (!s->started || s->exited || !agent_streams_done(s))
 			return mux_fault(err, SVM_PROTO_E_STATE,
 			                 "EXIT before STARTED, twice or before every EOF");
 		s->exited = true;
+		if (status.out_of_memory)
+			mux_log("session %u: the guest's out-of-memory killer ended a process of "
+			        "it",
+			        s->guest_id);
 		return 0;
 	case SVM_PROTO_MSG_ERROR:
 		return svm_proto_decode_error(f, &e, err) != 0 ? SVM_PROTO_E_MALFORMED : 0;
@@ -315,6 +318,15 @@ static void agent_session_frame(struct mux *m, const struct svm_proto_frame *f)
 	if (code != 0) {
 		mux_log("session %u: the agent broke the protocol: %s", s->guest_id, err.msg);
 		mux_session_fail(m, s, code, err.msg, true);
+		return;
+	}
+	if (f->type == SVM_PROTO_MSG_EXIT && s->client->version < SVM_PROTO_VERSION_OOM) {
+		uint8_t older[4];
+
+		/* A client of an older version would take the flag as malformed. */
+		memcpy(older, f->payload, sizeof(older));
+		older[SVM_PROTO_EXIT_FLAGS_BYTE] &= (uint8_t)~SVM_PROTO_EXIT_FLAG_OUT_OF_MEMORY;
+		mux_send_to_client(m, s, f->type, older, sizeof(older));
 		return;
 	}
 	mux_send_to_client(m, s, f->type, f->payload, f->len);

@@ -149,8 +149,10 @@ static void client_hello(struct mux *m, struct mux_client *c, const struct svm_p
 	else if (mux_put_frame(&c->out, SVM_PROTO_MSG_READY, 0, m->ready_payload, m->ready_len,
 	                       &err) != 0)
 		mux_client_drop(m, c, err.msg);
-	else
+	else {
 		c->hello_seen = true;
+		c->version = version;
+	}
 }
 
 static bool in_my_groups(uint32_t gid)

@@ -83,7 +83,8 @@ struct mux_client {
 	struct svm_proto_reader *reader;
 	struct svm_byte_queue out;
 	bool hello_seen;
-	bool gone; /* to be freed at the end of this loop turn */
+	uint16_t version; /* agreed in its HELLO */
+	bool gone;        /* to be freed at the end of this loop turn */
 	uint32_t last_exec_id;
 	size_t sessions;
 	struct mux_client *next;

@@ -16,10 +16,12 @@
 #include "spank_vm/error.h"
 
 #define SVM_PROTO_VERSION_MIN 1
-#define SVM_PROTO_VERSION_MAX 2
+#define SVM_PROTO_VERSION_MAX 3
 /* PAUSE, PAUSED and RESUME need version 2 on the connection. */
 #define SVM_PROTO_VERSION_PAUSE 2
-#define SVM_PROTO_MAGIC         "SVMP" /* first 4 payload bytes of HELLO */
+/* EXIT's out-of-memory flag is only sent on a version 3 connection. */
+#define SVM_PROTO_VERSION_OOM 3
+#define SVM_PROTO_MAGIC       "SVMP" /* first 4 payload bytes of HELLO */
 
 #define SVM_PROTO_HEADER_SIZE 12
 #define SVM_PROTO_MAX_PAYLOAD 65536u
@@ -278,11 +280,19 @@ enum svm_proto_exit_kind {
 	SVM_PROTO_KILLED = 2,
 };
 
+/* EXIT's payload: kind, value, flags (these bits), reserved. */
+#define SVM_PROTO_EXIT_FLAGS_BYTE         2
+#define SVM_PROTO_EXIT_FLAG_CORE_DUMPED   0x1u
+#define SVM_PROTO_EXIT_FLAG_OUT_OF_MEMORY 0x2u /* version 3 */
+
 struct svm_proto_exit {
 	enum svm_proto_exit_kind kind;
 	uint8_t code;  /* SVM_PROTO_EXITED */
 	uint8_t signo; /* SVM_PROTO_KILLED */
 	bool core_dumped;
+	/* The guest's out-of-memory killer ended a process of the session (not
+	 * necessarily the program itself): version 3. */
+	bool out_of_memory;
 };
 
 int svm_proto_encode_exec(struct svm_proto_buf *buf, uint32_t session,

@@ -68,6 +68,11 @@ int svm_check_image_name(const char *s, struct svm_err *err);
  * no empty component, no control characters, at most SVM_PATH_MAX bytes. */
 int svm_check_abs_path(const char *s, struct svm_err *err);
 
+/* In the text of a flat keyed file (lines "KEY VALUE", as the kernel's
+ * memory.events or memory.oom_control), the number of the line of key;
+ * -1 when no line has it or its value is not a whole number. */
+int svm_keyed_value(const char *text, const char *key, uint64_t *out);
+
 /* Percent-encodes every byte outside [A-Za-z0-9/._-] as %XX; -1 if out is too
  * small. Used wherever a path must travel as one word (records, the guest's
  * kernel command line). */

@@ -7,7 +7,9 @@
  * --no-ready: HELLO but never READY (a guest that does not come up).
  * --no-heartbeat: HEARTBEATs go unanswered (a guest too busy to answer them
  *   in time: only its other frames show that it lives).
- * --ready-file: created once listening, so tests wait on a file, not a sleep. */
+ * --ready-file: created once listening, so tests wait on a file, not a sleep.
+ * --oom-on-sigkill: speaks up to version 3 and says of every program killed
+ *   by SIGKILL that the out-of-memory killer ended it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -56,6 +58,7 @@ static struct svm_proto_exec exec_req;
 static uint32_t last_id;
 static bool no_ready;
 static bool no_heartbeat;
+static bool oom_on_sigkill;
 static uint8_t buf[256 * 1024];
 
 static void die(const char *what)
@@ -282,6 +285,7 @@ static void maybe_finish(struct session *s)
 			st.kind = SVM_PROTO_KILLED;
 			st.signo = (uint8_t)WTERMSIG(s->status);
 			st.core_dumped = WCOREDUMP(s->status);
+			st.out_of_memory = oom_on_sigkill && st.signo == SIGKILL;
 		} else {
 			st.kind = SVM_PROTO_EXITED;
 			st.code = (uint8_t)WEXITSTATUS(s->status);
@@ -597,6 +601,10 @@ int main(int argc, char **argv)
 			no_ready = true;
 		else if (strcmp(argv[i], "--no-heartbeat") == 0)
 			no_heartbeat = true;
+		else if (strcmp(argv[i], "--oom-on-sigkill") == 0) {
+			oom_on_sigkill = true;
+			hello.max_version = SVM_PROTO_VERSION_OOM;
+		}
 	}
 	if (path == NULL) {
 		fprintf(stderr, "usage: fake_agent --listen PATH [--no-ready] [--no-heartbeat] "

@@ -63,7 +63,8 @@ static int group_setup(void **state)
 		return -1;
 	snprintf(agent_sock, sizeof(agent_sock), "%s/agent.sock", dir);
 	snprintf(mux_sock, sizeof(mux_sock), "%s/mux.sock", dir);
-	agent_pid = spawn((char *[]){FAKE_AGENT_BIN, "--listen", agent_sock, NULL}, -1);
+	agent_pid = spawn(
+	        (char *[]){FAKE_AGENT_BIN, "--listen", agent_sock, "--oom-on-sigkill", NULL}, -1);
 	/* The mux retries its connection until the agent listens. */
 	mux_pid = fork();
 	if (mux_pid == 0) {
@@ -171,12 +172,12 @@ static void expect_type(struct client *c, uint8_t type, uint32_t session)
 	assert_int_equal(f.session, session);
 }
 
-/* HELLO both ways and READY: a client the mux serves. */
-static void greet(struct client *c)
+/* HELLO both ways and READY: a client the mux serves, speaking up to version. */
+static void greet_version(struct client *c, uint16_t version)
 {
 	static uint8_t mem[256];
 	struct svm_proto_buf buf;
-	const struct svm_proto_hello hello = {1, 1};
+	const struct svm_proto_hello hello = {1, version};
 	struct svm_err err;
 
 	connect_client(c);
@@ -185,6 +186,11 @@ static void greet(struct client *c)
 	send_buf(c, &buf);
 	expect_type(c, SVM_PROTO_MSG_HELLO, 0);
 	expect_type(c, SVM_PROTO_MSG_READY, 0);
+}
+
+static void greet(struct client *c)
+{
+	greet_version(c, 1);
 }
 
 static void send_exec_program(struct client *c, uint32_t session, uint32_t uid, uint32_t flags,
@@ -373,10 +379,51 @@ static void test_mux_still_runs_a_whole_session(void **state)
 	close(c.fd);
 }
 
+/* The fake agent says the OOM killer ended what SIGKILL ended: only a client
+ * of version 3 hears it; an older one would take the flag as malformed. */
+static void test_mux_tells_out_of_memory_to_version_3_clients_only(void **state)
+{
+	static uint8_t mem[SVM_PROTO_MAX_FRAME];
+	const char *args[] = {"sh", "-c", "kill -KILL $$"};
+	const uint16_t versions[] = {2, 3};
+	struct svm_proto_exit status;
+	struct svm_proto_frame f;
+	struct svm_proto_buf buf;
+	struct svm_err err;
+	struct client c;
+
+	(void)state;
+	for (size_t v = 0; v < 2; v++) {
+		greet_version(&c, versions[v]);
+		svm_proto_exec_init(&exec_req);
+		for (size_t i = 0; i < 3; i++)
+			assert_int_equal(
+			        svm_proto_exec_add_arg(&exec_req, args[i], strlen(args[i]), &err),
+			        0);
+		exec_req.cwd = (struct svm_proto_bytes){(const uint8_t *)"/", 1};
+		exec_req.uid = getuid();
+		exec_req.gid = getgid();
+		svm_proto_buf_init(&buf, mem, sizeof(mem));
+		assert_int_equal(svm_proto_encode_exec(&buf, 1, &exec_req, &err), 0);
+		send_buf(&c, &buf);
+		expect_type(&c, SVM_PROTO_MSG_STARTED, 1);
+		do
+			f = next_frame(&c);
+		while (f.type == SVM_PROTO_MSG_EOF);
+		assert_int_equal(f.type, SVM_PROTO_MSG_EXIT);
+		assert_int_equal(svm_proto_decode_exit(&f, &status, &err), 0);
+		assert_int_equal(status.kind, SVM_PROTO_KILLED);
+		assert_int_equal(status.signo, SIGKILL);
+		assert_int_equal(status.out_of_memory, versions[v] >= SVM_PROTO_VERSION_OOM);
+		close(c.fd);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_mux_answers_oversized_frame_with_too_large),
+	        cmocka_unit_test(test_mux_tells_out_of_memory_to_version_3_clients_only),
 	        cmocka_unit_test(test_mux_refuses_a_first_frame_other_than_hello),
 	        cmocka_unit_test(test_mux_refuses_garbage_bytes),
 	        cmocka_unit_test(test_mux_refuses_malformed_exec_and_keeps_the_connection),

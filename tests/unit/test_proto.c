@@ -189,10 +189,9 @@ static void test_connection_messages_round_trip(void **state)
 static void test_session_messages_round_trip(void **state)
 {
 	const struct svm_proto_exit exits[] = {
-	        {SVM_PROTO_EXITED, 0, 0, false},
-	        {SVM_PROTO_EXITED, 255, 0, false},
-	        {SVM_PROTO_KILLED, 0, 9, false},
-	        {SVM_PROTO_KILLED, 0, 11, true},
+	        {SVM_PROTO_EXITED, 0, 0, false, false}, {SVM_PROTO_EXITED, 255, 0, false, false},
+	        {SVM_PROTO_KILLED, 0, 9, false, false}, {SVM_PROTO_KILLED, 0, 11, true, false},
+	        {SVM_PROTO_EXITED, 0, 0, false, true},  {SVM_PROTO_KILLED, 0, 9, true, true},
 	};
 	const struct svm_proto_window window = {SVM_PROTO_EXTRA, 131072};
 	static uint8_t big[SVM_PROTO_MAX_DATA];
@@ -251,6 +250,7 @@ static void test_session_messages_round_trip(void **state)
 		assert_int_equal(exit_back.code, exits[i].code);
 		assert_int_equal(exit_back.signo, exits[i].signo);
 		assert_int_equal(exit_back.core_dumped, exits[i].core_dumped);
+		assert_int_equal(exit_back.out_of_memory, exits[i].out_of_memory);
 	}
 
 	svm_proto_buf_init(&buf, wire, sizeof(wire));
@@ -359,7 +359,7 @@ static size_t agent_stream(uint8_t *out, size_t cap)
 	const struct svm_proto_hello hello = {1, 1};
 	const struct svm_proto_ready ready = {BYTES("boot"), BYTES("6.1"), 2, 1024};
 	const struct svm_proto_window window = {SVM_PROTO_STDIN, 4096};
-	const struct svm_proto_exit status = {SVM_PROTO_EXITED, 3, 0, false};
+	const struct svm_proto_exit status = {SVM_PROTO_EXITED, 3, 0, false, false};
 	struct svm_proto_buf buf;
 	struct svm_err err;
 
@@ -792,7 +792,7 @@ static void test_fixed_payloads_with_bad_values_are_refused(void **state)
 	        {SVM_PROTO_MSG_EXIT, "\3\0\0\0", 4, "kind 3 is neither"},
 	        {SVM_PROTO_MSG_EXIT, "\1\0\1\0", 4, "only a killed program dumps core"},
 	        {SVM_PROTO_MSG_EXIT, "\2\0\0\0", 4, "signal 0 is outside"},
-	        {SVM_PROTO_MSG_EXIT, "\2\x09\2\0", 4, "unknown bits"},
+	        {SVM_PROTO_MSG_EXIT, "\2\x09\4\0", 4, "unknown bits"},
 	        {SVM_PROTO_MSG_EXIT, "\1\0\0\1", 4, "unknown bits"},
 	};
 	struct svm_proto_hello hello;
@@ -916,7 +916,7 @@ static void test_encoder_refuses_what_the_decoder_would_refuse(void **state)
 {
 	static uint8_t arg[30000];
 	const struct svm_proto_hello empty_range = {2, 1};
-	const struct svm_proto_exit core_without_signal = {SVM_PROTO_EXITED, 1, 0, true};
+	const struct svm_proto_exit core_without_signal = {SVM_PROTO_EXITED, 1, 0, true, false};
 	struct svm_proto_buf buf;
 	struct svm_err err;
 

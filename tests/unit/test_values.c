@@ -140,6 +140,31 @@ static void test_uint_and_bool(void **state)
 	assert_int_equal(svm_parse_bool("maybe", &b, &err), -1);
 }
 
+static void test_keyed_value_finds_whole_keys_only(void **state)
+{
+	/* memory.oom_control (v1) and memory.events (v2) as the kernel writes them. */
+	const char *v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+	const char *v2 = "low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\noom_group_kill 0\n";
+	uint64_t v = 99;
+
+	(void)state;
+	assert_int_equal(svm_keyed_value(v1, "oom_kill", &v), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(svm_keyed_value(v1, "oom_kill_disable", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(svm_keyed_value(v2, "oom_kill", &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(svm_keyed_value(v2, "oom", &v), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(svm_keyed_value("oom_kill_disable 1\n", "oom_kill", &v), -1);
+	assert_int_equal(svm_keyed_value("oom_kill x\n", "oom_kill", &v), -1);
+	assert_int_equal(svm_keyed_value("oom_kill \n", "oom_kill", &v), -1);
+	assert_int_equal(svm_keyed_value("oom_kill 99999999999999999999999\n", "oom_kill", &v), -1);
+	assert_int_equal(svm_keyed_value("", "oom_kill", &v), -1);
+	assert_int_equal(svm_keyed_value("oom_kill 7", "oom_kill", &v), 0);
+	assert_int_equal(v, 7);
+}
+
 static void test_percent_encoding_round_trips_and_refuses_bad_escapes(void **state)
 {
 	static const char *const bad[] = {"%", "%4", "%G1", "a%00b", "%zz"};
@@ -166,6 +191,7 @@ int main(void)
 	        cmocka_unit_test(test_image_names_are_catalog_keys_not_paths),
 	        cmocka_unit_test(test_abs_path_must_be_normalised),
 	        cmocka_unit_test(test_uint_and_bool),
+	        cmocka_unit_test(test_keyed_value_finds_whole_keys_only),
 	        cmocka_unit_test(test_percent_encoding_round_trips_and_refuses_bad_escapes),
 	};
 

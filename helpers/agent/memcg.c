@@ -1,0 +1,98 @@
+/* One memory cgroup per session in the guest: the only way to know that the
+ * guest's out-of-memory killer ended one of a session's processes (a child
+ * of the program as much as the program), which EXIT then says, so that the
+ * host can end the task's step as Slurm ends an OOM task. Without cgroup v2
+ * in the guest's kernel the agent runs as before and says nothing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "spank_vm/values.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+
+static bool enabled;          /* set once, in the guest only */
+static unsigned long created; /* names never repeat, even across hosts */
+
+static bool write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	size_t len = strlen(text);
+	bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+void agent_memcg_init(void)
+{
+	if (mount("cgroup2", CGROUP_ROOT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0 &&
+	    errno != EBUSY) {
+		agent_log("no cgroup2 at %s (%s): a task's out-of-memory kills go unreported",
+		          CGROUP_ROOT, strerror(errno));
+		return;
+	}
+	if (!write_text(CGROUP_ROOT "/cgroup.subtree_control", "+memory")) {
+		agent_log("no memory controller in the guest (%s): a task's out-of-memory kills go "
+		          "unreported",
+		          strerror(errno));
+		return;
+	}
+	enabled = true;
+}
+
+bool agent_memcg_create(char *dir, size_t cap)
+{
+	int n;
+
+	dir[0] = '\0';
+	if (!enabled)
+		return false;
+	n = snprintf(dir, cap, CGROUP_ROOT "/session-%lu", ++created);
+	if (n < 0 || (size_t)n >= cap || mkdir(dir, 0755) != 0) {
+		agent_log("cannot make a memory cgroup for a session: %s", strerror(errno));
+		dir[0] = '\0';
+		return false;
+	}
+	return true;
+}
+
+/* The number after "oom_kill " in memory.events; 0 when absent. */
+static uint64_t oom_kills(const char *dir)
+{
+	char path[AGENT_MEMCG_DIR_CAP + 32], text[1024];
+	uint64_t n = 0;
+	int fd;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "%s/memory.events", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	len = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (len <= 0)
+		return 0;
+	text[len] = '\0';
+	return svm_keyed_value(text, "oom_kill", &n) == 0 ? n : 0;
+}
+
+uint64_t agent_memcg_finish(const char *dir)
+{
+	uint64_t kills;
+
+	if (dir[0] == '\0')
+		return 0;
+	kills = oom_kills(dir);
+	/* Busy while a process that left the program's group still runs in
+	 * it; the guest ends with the job, and with it the directory. */
+	if (rmdir(dir) != 0 && errno != EBUSY)
+		agent_log("cannot remove %s: %s", dir, strerror(errno));
+	return kills;
+}
