@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "spank_vm/cgroup.h"
+#include "spank_vm/values.h"
 
 /* True if the comma-separated controller list names "cpuset". */
 static int names_cpuset(const char *list, size_t len)
@@ -88,14 +89,14 @@ void svm_cgroup_job_level(char *dir)
 }
 
 /* Reads a small pseudo-file whole (bounded by len). */
-static int read_small_file(const char *path, char *buf, size_t len)
+int svm_cgroup_read_file(const char *path, char *buf, size_t len, struct svm_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	size_t used = 0;
 	ssize_t n = 0;
 
 	if (fd < 0)
-		return -1;
+		return svm_err_errno(err, errno, "cannot open %s", path);
 	while (used + 1 < len) {
 		n = read(fd, buf + used, len - used - 1);
 		if (n < 0 && errno == EINTR)
@@ -104,6 +105,8 @@ static int read_small_file(const char *path, char *buf, size_t len)
 			break;
 		used += (size_t)n;
 	}
+	if (n < 0)
+		svm_err_errno(err, errno, "cannot read %s", path);
 	close(fd);
 	buf[used] = '\0';
 	return n < 0 ? -1 : 0;
@@ -117,7 +120,7 @@ int svm_cgroup_read_cpus(const char *dir, struct svm_cpuset *out, struct svm_err
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		if (read_small_file(path, text, sizeof(text)) != 0)
+		if (svm_cgroup_read_file(path, text, sizeof(text), NULL) != 0)
 			continue;
 		text[strcspn(text, "\n")] = '\0';
 		return svm_cpuset_parse(text, SVM_CPUSET_MAX - 1, out, err);
@@ -131,7 +134,7 @@ int svm_cgroup_job_cpus_of_pid(pid_t pid, const char *cgroup_root, struct svm_cp
 	char path[64], text[8192], dir[4096];
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	if (read_small_file(path, text, sizeof(text)) != 0)
+	if (svm_cgroup_read_file(path, text, sizeof(text), NULL) != 0)
 		return svm_err_errno(err, errno, "cannot read %s", path);
 	if (svm_cgroup_cpuset_dir(text, cgroup_root, dir, sizeof(dir), err) != 0)
 		return -1;
@@ -297,4 +300,86 @@ void svm_cgroup_remove_job_dirs(const struct svm_cgroup_dirs *dirs)
 			}
 		}
 	}
+}
+
+/* ---- a task's memory cgroup (spank-vm-oom-mark) ---- */
+
+static bool last_component_is(const char *path, size_t len, const char *prefix, bool digits)
+{
+	size_t start = len, prefix_len = strlen(prefix);
+
+	while (start > 0 && path[start - 1] != '/')
+		start--;
+	if (start == 0 || len - start <= prefix_len ||
+	    memcmp(path + start, prefix, prefix_len) != 0)
+		return false;
+	return !digits ||
+	       strspn(path + start + prefix_len, "0123456789") == len - start - prefix_len;
+}
+
+static int task_dir(char *out, size_t len, const char *head, size_t head_len, const char *path,
+                    size_t path_len, const char *tail, unsigned task, struct svm_err *err)
+{
+	int n;
+
+	if (!has_job_component(path, path_len) ||
+	    !last_component_is(path, path_len, "step_", false))
+		return svm_err_set(err, "slurmstepd's cgroup '%.*s' is not a Slurm step's",
+		                   (int)path_len, path);
+	n = snprintf(out, len, "%.*s%.*s%s/task_%u", (int)head_len, head, (int)path_len, path, tail,
+	             task);
+	if (n < 0 || (size_t)n >= len)
+		return svm_err_set(err, "cgroup path is too long");
+	return 0;
+}
+
+int svm_cgroup_task_memory_dir(const char *stepd_proc_cgroup, const char *cgroup_root,
+                               unsigned task, char *out, size_t len, struct svm_err *err)
+{
+	const char *unified = NULL, *p = stepd_proc_cgroup;
+	size_t unified_len = 0, root_len = strlen(cgroup_root);
+	char head[512];
+
+	while (*p != '\0') {
+		size_t line_len = strcspn(p, "\n");
+		const char *c1 = memchr(p, ':', line_len), *c2 = NULL;
+
+		if (c1 != NULL)
+			c2 = memchr(c1 + 1, ':', line_len - (size_t)(c1 + 1 - p));
+		if (c2 != NULL && c2 == c1 + 1) {
+			unified = c2 + 1;
+			unified_len = line_len - (size_t)(c2 + 1 - p);
+		} else if (c2 != NULL && controller_in(c1 + 1, (size_t)(c2 - c1 - 1), "memory")) {
+			/* v1: slurmstepd sits in the step's memory cgroup, its
+			 * tasks in task_N below it. */
+			int n = snprintf(head, sizeof(head), "%s/%.*s", cgroup_root,
+			                 (int)(c2 - c1 - 1), c1 + 1);
+
+			if (n < 0 || (size_t)n >= sizeof(head))
+				return svm_err_set(err, "cgroup path is too long");
+			return task_dir(out, len, head, (size_t)n, c2 + 1,
+			                line_len - (size_t)(c2 + 1 - p), "", task, err);
+		}
+		p += line_len + (p[line_len] == '\n');
+	}
+	if (unified == NULL)
+		return svm_err_set(err, "slurmstepd is in no memory cgroup");
+	/* v2: slurmstepd in step_N/slurm, the tasks in step_N/user/task_N. */
+	if (unified_len >= 6 && memcmp(unified + unified_len - 6, "/slurm", 6) == 0)
+		unified_len -= 6;
+	return task_dir(out, len, cgroup_root, root_len, unified, unified_len, "/user", task, err);
+}
+
+int svm_cgroup_check_task_dir(const char *dir, const char *cgroup_root, struct svm_err *err)
+{
+	size_t root_len = strlen(cgroup_root), len = strlen(dir);
+
+	if (svm_check_abs_path(dir, err) != 0)
+		return -1;
+	if (strncmp(dir, cgroup_root, root_len) != 0 || dir[root_len] != '/' ||
+	    !has_job_component(dir, len) || !last_component_is(dir, len, "task_", true))
+		return svm_err_set(err,
+		                   "'%s' is not a Slurm task's cgroup (%s/.../job_N/.../task_N)",
+		                   dir, cgroup_root);
+	return 0;
 }

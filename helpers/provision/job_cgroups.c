@@ -22,28 +22,13 @@
 #define CGROUP_ROOT  "/sys/fs/cgroup"
 #define QEMU_PID_DIR "/run/libvirt/qemu" /* libvirt's state for qemu:///system */
 
-static int read_text(const char *path, char *buf, size_t len, struct svm_err *err)
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return svm_err_errno(err, errno, "cannot open %s", path);
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return svm_err_errno(err, errno, "cannot read %s", path);
-	buf[n] = '\0';
-	return 0;
-}
-
 static int qemu_pid(const char *name, pid_t *pid, struct svm_err *err)
 {
 	char path[512], text[32];
 	uint64_t v;
 
 	snprintf(path, sizeof(path), "%s/%s.pid", QEMU_PID_DIR, name);
-	if (read_text(path, text, sizeof(text), err) != 0)
+	if (svm_cgroup_read_file(path, text, sizeof(text), err) != 0)
 		return -1;
 	text[strcspn(text, "\n")] = '\0';
 	if (svm_parse_uint(text, 2, INT32_MAX, &v, err) != 0)
@@ -83,7 +68,7 @@ int provision_cgroups_of_task(pid_t task, const char *file, struct svm_cgroup_di
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)task);
-	if (read_text(path, text, sizeof(text), err) != 0 ||
+	if (svm_cgroup_read_file(path, text, sizeof(text), err) != 0 ||
 	    svm_cgroup_guest_dirs(text, CGROUP_ROOT, dirs, err) != 0)
 		return -1;
 	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -106,7 +91,7 @@ int provision_cgroups_recorded(const char *file, struct svm_cgroup_dirs *dirs, s
 	char *line, *save = NULL;
 
 	dirs->n = 0;
-	if (read_text(file, text, sizeof(text), err) != 0)
+	if (svm_cgroup_read_file(file, text, sizeof(text), err) != 0)
 		return errno == ENOENT ? 1 : -1;
 	for (line = strtok_r(text, "\n", &save); line != NULL && dirs->n < SVM_CGROUP_DIRS_MAX;
 	     line = strtok_r(NULL, "\n", &save)) {

@@ -21,6 +21,10 @@ int svm_cgroup_cpuset_dir(const char *proc_cgroup, const char *cgroup_root, char
  * so the directory names the job. A path without one is left alone. */
 void svm_cgroup_job_level(char *dir);
 
+/* A small file of the kernel's (cgroup, proc), whole, NUL-terminated; no
+ * symbolic link followed. err may be NULL. */
+int svm_cgroup_read_file(const char *path, char *buf, size_t len, struct svm_err *err);
+
 /* The CPUs the cgroup directory holds (cpuset.effective_cpus, else
  * cpuset.cpus.effective, else cpuset.cpus). */
 int svm_cgroup_read_cpus(const char *dir, struct svm_cpuset *out, struct svm_err *err);
@@ -54,5 +58,17 @@ int svm_cgroup_join(const struct svm_cgroup_dirs *dirs, pid_t pid, struct svm_er
  * job's (and the user's above it, as Slurm does), where empty. Slurm gave
  * up on them when it ended the step, the guest still inside. */
 void svm_cgroup_remove_job_dirs(const struct svm_cgroup_dirs *dirs);
+
+/* A task of a step whose guest ran out of memory is recorded as Slurm
+ * records a task the kernel's OOM killer ended in its memory cgroup: from
+ * slurmstepd's own /proc/self/cgroup, the memory cgroup of its local task
+ * number task (v1: the step's memory cgroup's task_N; v2: step_N/user/task_N,
+ * slurmstepd being in step_N/slurm). */
+int svm_cgroup_task_memory_dir(const char *stepd_proc_cgroup, const char *cgroup_root,
+                               unsigned task, char *out, size_t len, struct svm_err *err);
+
+/* dir is a normalised path below cgroup_root, inside a job's cgroup (a
+ * "job_N" component), and its last component is "task_N". */
+int svm_cgroup_check_task_dir(const char *dir, const char *cgroup_root, struct svm_err *err);
 
 #endif

@@ -241,6 +241,73 @@ static void test_guest_cgroups_joined_and_removed(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+static void test_task_memory_dir_from_slurmstepd_v1_and_v2(void **state)
+{
+	char dir[512];
+	struct svm_err err;
+
+	(void)state;
+	/* v1: slurmstepd sits in the step's memory cgroup (task/cgroup). */
+	assert_int_equal(
+	        svm_cgroup_task_memory_dir("6:freezer:/slurm_svm1/uid_1001/job_5/step_batch\n"
+	                                   "5:memory:/slurm_svm1/uid_1001/job_5/step_batch\n"
+	                                   "4:cpu,cpuacct:/\n0::/\n",
+	                                   "/sys/fs/cgroup", 0, dir, sizeof(dir), &err),
+	        0);
+	assert_string_equal(dir,
+	                    "/sys/fs/cgroup/memory/slurm_svm1/uid_1001/job_5/step_batch/task_0");
+	assert_int_equal(svm_cgroup_task_memory_dir("3:memory:/slurm/uid_5/job_7/step_0\n", "/cg",
+	                                            12, dir, sizeof(dir), &err),
+	                 0);
+	assert_string_equal(dir, "/cg/memory/slurm/uid_5/job_7/step_0/task_12");
+	/* v2: slurmstepd in step_N/slurm, the tasks in step_N/user. */
+	assert_int_equal(
+	        svm_cgroup_task_memory_dir("0::/system.slice/slurmstepd.scope/job_3/step_1/slurm\n",
+	                                   "/sys/fs/cgroup", 2, dir, sizeof(dir), &err),
+	        0);
+	assert_string_equal(
+	        dir, "/sys/fs/cgroup/system.slice/slurmstepd.scope/job_3/step_1/user/task_2");
+	/* Not a step's: no memory hierarchy, no job, no step. */
+	assert_int_equal(svm_cgroup_task_memory_dir("4:cpuset:/slurm/uid_5/job_7/step_0\n", "/cg",
+	                                            0, dir, sizeof(dir), &err),
+	                 -1);
+	assert_int_equal(svm_cgroup_task_memory_dir("3:memory:/user.slice\n", "/cg", 0, dir,
+	                                            sizeof(dir), &err),
+	                 -1);
+	assert_int_equal(svm_cgroup_task_memory_dir("3:memory:/slurm/uid_5/job_7\n", "/cg", 0, dir,
+	                                            sizeof(dir), &err),
+	                 -1);
+	assert_int_equal(svm_cgroup_task_memory_dir("3:memory:/slurm/uid_5/job_7/step_0\n", "/cg",
+	                                            0, dir, 20, &err),
+	                 -1);
+}
+
+static void test_task_dir_check_wants_a_slurm_task_below_the_root(void **state)
+{
+	static const char *const bad[] = {
+	        "relative/job_5/step_0/task_0",
+	        "/tmp/job_5/step_0/task_0",
+	        "/sys/fs/cgroup/memory/slurm/uid_1/step_0/task_0",
+	        "/sys/fs/cgroup/memory/slurm/uid_1/job_5/step_0",
+	        "/sys/fs/cgroup/memory/slurm/uid_1/job_5/step_0/task_",
+	        "/sys/fs/cgroup/memory/slurm/uid_1/job_5/step_0/task_0x",
+	        "/sys/fs/cgroup/memory/slurm/uid_1/job_5/../../../task_0",
+	        "/sys/fs/cgroupx/job_5/step_0/task_0",
+	};
+	struct svm_err err;
+
+	(void)state;
+	assert_int_equal(svm_cgroup_check_task_dir(
+	                         "/sys/fs/cgroup/memory/slurm/uid_1/job_5/step_batch/task_0",
+	                         "/sys/fs/cgroup", &err),
+	                 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err.msg[0] = '\0';
+		assert_int_equal(svm_cgroup_check_task_dir(bad[i], "/sys/fs/cgroup", &err), -1);
+		assert_true(strlen(err.msg) > 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +318,8 @@ int main(void)
 	        cmocka_unit_test(test_guest_cgroups_comounted_and_v2),
 	        cmocka_unit_test(test_guest_cgroups_refuse_what_is_no_job),
 	        cmocka_unit_test(test_guest_cgroups_joined_and_removed),
+	        cmocka_unit_test(test_task_memory_dir_from_slurmstepd_v1_and_v2),
+	        cmocka_unit_test(test_task_dir_check_wants_a_slurm_task_below_the_root),
 	        cmocka_unit_test(test_cgroup_refuses_missing_and_dotdot),
 	        cmocka_unit_test(test_cgroup_reads_cpus_from_the_first_file_present),
 	        cmocka_unit_test(test_plan_record_lists_pins_cells_and_memory),
