@@ -55,6 +55,15 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	return svm_slurmstepd_task_init(sp, ac, av);
 }
 
+int slurm_spank_task_exit(spank_t sp, int ac, char **av)
+{
+	(void)ac;
+	(void)av;
+	if (spank_context() != S_CTX_REMOTE)
+		return 0;
+	return svm_task_oom_exit(sp);
+}
+
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
 	return svm_job_script_prolog(sp, ac, av);

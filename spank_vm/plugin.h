@@ -125,6 +125,8 @@ int svm_slurmstepd_task_post_fork(spank_t sp, int ac, char **av);
 int svm_slurmstepd_exit(spank_t sp, int ac, char **av);
 int svm_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av);
 int svm_slurmstepd_task_init(spank_t sp, int ac, char **av);
+/* task_oom.c: a task whose guest's OOM killer ended one of its processes. */
+int svm_task_oom_exit(spank_t sp);
 int svm_slurmd_init(spank_t sp, int ac, char **av);
 int svm_job_script_prolog(spank_t sp, int ac, char **av);
 int svm_job_script_epilog(spank_t sp, int ac, char **av);

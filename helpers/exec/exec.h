@@ -55,9 +55,10 @@ struct exec_proxy {
 	uint32_t flags;
 	struct exec_sink sinks[SVM_PROTO_STREAMS];     /* 1, 2, 3 */
 	struct exec_source sources[SVM_PROTO_STREAMS]; /* 0, 3 */
-	int requeue_signal; /* --vm-checkpoint-signal: requeue the job on it (requeue.c) */
-	bool guest_lost;    /* the mux said the guest itself is gone */
-	int fail_code;      /* nonzero: stop with this exit status and message */
+	int requeue_signal;        /* --vm-checkpoint-signal: requeue the job on it (requeue.c) */
+	bool guest_lost;           /* the mux said the guest itself is gone */
+	uint64_t guest_memory_kib; /* from READY */
+	int fail_code;             /* nonzero: stop with this exit status and message */
 	char fail_msg[1200];
 };
 
@@ -73,6 +74,11 @@ bool exec_requeue_job(int signo);
 /* --vm-checkpoint: the guest is gone; requeues the job if its checkpoint in
  * checkpoint_dir was written after run_started, saying what it did. */
 void exec_requeue_after_loss(const char *checkpoint_dir, time_t run_started);
+
+/* oom.c: says on stderr that the guest's OOM killer ended a process of the
+ * task, and, for a task of a Slurm step (its mux socket given), leaves the
+ * mark next to it that has the plugin end the step as out of memory. */
+void exec_report_out_of_memory(const char *socket_path, uint64_t guest_kib);
 
 /* main.c: one line on stderr, prefixed EXEC_PREFIX, and exit(code). */
 void exec_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));

@@ -45,6 +45,7 @@ struct exec_opts {
 	char **argv;                /* the program and its arguments */
 	const char *ready_file;     /* task mode: the mux's readiness line */
 	const char *job_dir;        /* task mode: where guest.error would be */
+	bool task_mode;             /* a task of a Slurm step (SPANK_VM_TASK) */
 	bool report_guest;          /* task mode, --vm-debug, rank 0: say what the guest is */
 	bool ship_script;           /* task mode, batch step: argv[0] is the host's script */
 	bool forward_pmix;          /* task mode: carry PMIx's server connections (forward.c) */
@@ -170,6 +171,7 @@ static void parse_task_env(int argc, char **argv, struct exec_opts *o)
 	struct svm_err err;
 	uint64_t v;
 
+	o->task_mode = true;
 	o->socket_path = getenv("SPANK_VM_SOCKET");
 	o->ready_file = getenv("SPANK_VM_READY_FILE");
 	o->job_dir = getenv("SPANK_VM_JOB_DIR");
@@ -455,6 +457,8 @@ int main(int argc, char **argv)
 	}
 	if (p.fail_code != 0)
 		exec_die(p.fail_code, "%s", p.fail_msg);
+	if (p.status.out_of_memory)
+		exec_report_out_of_memory(o.task_mode ? o.socket_path : NULL, p.guest_memory_kib);
 	if (p.status.kind == SVM_PROTO_KILLED)
 		die_by_signal(p.status.signo);
 	return rc;

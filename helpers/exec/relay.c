@@ -231,6 +231,7 @@ static void on_ready(struct exec_proxy *p, const struct svm_proto_frame *f,
 		return;
 	}
 	p->ready = true;
+	p->guest_memory_kib = ready.memory_kib;
 	send_exec(p, exec);
 	p->exec_sent = p->fail_code == 0;
 }

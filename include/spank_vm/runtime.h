@@ -16,8 +16,12 @@
 #define SVM_CHECKPOINT_STAGE "checkpoint-stage" /* root's: where libvirt saves (0700) */
 #define SVM_GUEST_DIR        "guest"            /* the user's: sockets, console, overlay */
 #define SVM_GUEST_MUX_SOCKET "mux.sock"
-#define SVM_MUX_HELPER       "spank-vm-mux"
-#define SVM_JOB_CGROUPS_FILE "cgroups" /* the job cgroups QEMU joined (provision) */
+/* In guest/: "oom.<task pid>", left by a task's proxy when the guest's
+ * out-of-memory killer ended a process of the task; the plugin takes it at
+ * the task's exit (spank_vm/task_oom.c). */
+#define SVM_GUEST_OOM_MARK_PREFIX "oom."
+#define SVM_MUX_HELPER            "spank-vm-mux"
+#define SVM_JOB_CGROUPS_FILE      "cgroups" /* the job cgroups QEMU joined (provision) */
 /* --vm-checkpoint-interval: the job's spank-vm-checkpointer, and its log */
 #define SVM_JOB_CHECKPOINTER_PID_FILE "checkpointer.pid"
 #define SVM_CHECKPOINTER_HELPER       "spank-vm-checkpointer"
