@@ -89,29 +89,6 @@ void svm_cgroup_job_level(char *dir)
 }
 
 /* Reads a small pseudo-file whole (bounded by len). */
-int svm_cgroup_read_file(const char *path, char *buf, size_t len, struct svm_err *err)
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	size_t used = 0;
-	ssize_t n = 0;
-
-	if (fd < 0)
-		return svm_err_errno(err, errno, "cannot open %s", path);
-	while (used + 1 < len) {
-		n = read(fd, buf + used, len - used - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		used += (size_t)n;
-	}
-	if (n < 0)
-		svm_err_errno(err, errno, "cannot read %s", path);
-	close(fd);
-	buf[used] = '\0';
-	return n < 0 ? -1 : 0;
-}
-
 int svm_cgroup_read_cpus(const char *dir, struct svm_cpuset *out, struct svm_err *err)
 {
 	static const char *const files[] = {"cpuset.effective_cpus", "cpuset.cpus.effective",
@@ -120,7 +97,7 @@ int svm_cgroup_read_cpus(const char *dir, struct svm_cpuset *out, struct svm_err
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		if (svm_cgroup_read_file(path, text, sizeof(text), NULL) != 0)
+		if (svm_read_small_file(path, text, sizeof(text), NULL) != 0)
 			continue;
 		text[strcspn(text, "\n")] = '\0';
 		return svm_cpuset_parse(text, SVM_CPUSET_MAX - 1, out, err);
@@ -134,7 +111,7 @@ int svm_cgroup_job_cpus_of_pid(pid_t pid, const char *cgroup_root, struct svm_cp
 	char path[64], text[8192], dir[4096];
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	if (svm_cgroup_read_file(path, text, sizeof(text), NULL) != 0)
+	if (svm_read_small_file(path, text, sizeof(text), NULL) != 0)
 		return svm_err_errno(err, errno, "cannot read %s", path);
 	if (svm_cgroup_cpuset_dir(text, cgroup_root, dir, sizeof(dir), err) != 0)
 		return -1;

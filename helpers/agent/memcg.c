@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "spank_vm/small_file.h"
 #include "spank_vm/values.h"
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -63,24 +64,17 @@ bool agent_memcg_create(char *dir, size_t cap)
 	return true;
 }
 
-/* The number after "oom_kill " in memory.events; 0 when absent. */
+/* The kills counted in memory.events; 0 when it cannot be read. */
 static uint64_t oom_kills(const char *dir)
 {
 	char path[AGENT_MEMCG_DIR_CAP + 32], text[1024];
 	uint64_t n = 0;
-	int fd;
-	ssize_t len;
 
 	snprintf(path, sizeof(path), "%s/memory.events", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (svm_read_small_file(path, text, sizeof(text), NULL) != 0 ||
+	    svm_keyed_value(text, "oom_kill", &n) != 0)
 		return 0;
-	len = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (len <= 0)
-		return 0;
-	text[len] = '\0';
-	return svm_keyed_value(text, "oom_kill", &n) == 0 ? n : 0;
+	return n;
 }
 
 uint64_t agent_memcg_finish(const char *dir)

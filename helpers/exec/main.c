@@ -455,6 +455,12 @@ int main(int argc, char **argv)
 		exec_requeue_after_loss(o.checkpoint_dir, started);
 		exit(p.fail_code);
 	}
+	if (p.fail_code != 0 && p.guest_lost && o.task_mode && o.job_dir != NULL &&
+	    exec_guest_ended_by_oom(o.job_dir)) {
+		fprintf(stderr, EXEC_PREFIX "%s\n", p.fail_msg);
+		exec_report_guest_oom(o.socket_path, p.guest_memory_kib);
+		exit(p.fail_code);
+	}
 	if (p.fail_code != 0)
 		exec_die(p.fail_code, "%s", p.fail_msg);
 	if (p.status.out_of_memory)

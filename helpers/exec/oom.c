@@ -1,7 +1,9 @@
-/* The guest's out-of-memory killer ended a process of this task (EXIT says
- * so, doc/protocol.md 4). The user reads why on stderr; the plugin, at the
- * task's exit, finds the proxy's mark and ends the step as Slurm ends a
- * task the job's cgroup ran out of memory for (spank_vm/task_oom.c). */
+/* A task out of memory, in either of two ways: the guest's out-of-memory
+ * killer ended a process of it (EXIT says so, doc/protocol.md 4), or the
+ * job's memory cgroup ended the guest's QEMU (its RAM and QEMU's own memory
+ * outgrew the job's memory on the node). The user reads why on stderr; the
+ * plugin, at the task's exit, finds the proxy's mark and ends the step as
+ * Slurm ends a task its memory cgroup ran out for (spank_vm/task_oom.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -11,6 +13,8 @@
 
 #include "exec.h"
 #include "spank_vm/runtime.h"
+#include "spank_vm/small_file.h"
+#include "spank_vm/values.h"
 
 /* The mark goes next to the mux's socket: the job's guest/ directory. */
 static void leave_mark(const char *socket_path)
@@ -31,6 +35,38 @@ static void leave_mark(const char *socket_path)
 		return;
 	}
 	close(fd);
+}
+
+/* Whether the kernel counted an OOM kill in one of the cgroups the guest's
+ * QEMU joined (the provision helper lists them in the job's directory). */
+bool exec_guest_ended_by_oom(const char *job_dir)
+{
+	static const char *const counters[] = {"memory.oom_control", "memory.events"};
+	char path[4200], list[4 * 4200], text[1024];
+	char *line, *save = NULL;
+	uint64_t kills;
+
+	snprintf(path, sizeof(path), "%s/%s", job_dir, SVM_JOB_CGROUPS_FILE);
+	if (svm_read_small_file(path, list, sizeof(list), NULL) != 0)
+		return false;
+	for (line = strtok_r(list, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		for (size_t i = 0; i < 2; i++) {
+			snprintf(path, sizeof(path), "%s/%s", line, counters[i]);
+			if (svm_read_small_file(path, text, sizeof(text), NULL) == 0 &&
+			    svm_keyed_value(text, "oom_kill", &kills) == 0 && kills > 0)
+				return true;
+		}
+	return false;
+}
+
+void exec_report_guest_oom(const char *socket_path, uint64_t guest_kib)
+{
+	fprintf(stderr,
+	        EXEC_PREFIX "out of memory: the job's memory cgroup ended the guest: its %" PRIu64
+	                    " MiB of RAM and QEMU's own memory outgrew the job's memory on the "
+	                    "node; ask for more with --mem (or the site raises mem_reserve)\n",
+	        guest_kib / 1024);
+	leave_mark(socket_path);
 }
 
 void exec_report_out_of_memory(const char *socket_path, uint64_t guest_kib)

@@ -59,7 +59,7 @@ static int read_in(const struct memcg *cg, const char *name, char *buf, size_t l
 	char path[4200];
 
 	snprintf(path, sizeof(path), "%s/%s", cg->dir, name);
-	return svm_cgroup_read_file(path, buf, len, err);
+	return svm_read_small_file(path, buf, len, err);
 }
 
 static int write_file(const char *path, const char *text, struct svm_err *err)
@@ -228,7 +228,7 @@ static int task_dir_of(const char *stepd, const char *task, char *dir, size_t le
 	    svm_parse_uint(task, 0, 65535, &n, err) != 0)
 		return -1;
 	snprintf(path, sizeof(path), "/proc/%" PRIu64 "/cgroup", pid);
-	if (svm_cgroup_read_file(path, text, sizeof(text), err) != 0)
+	if (svm_read_small_file(path, text, sizeof(text), err) != 0)
 		return -1;
 	return svm_cgroup_task_memory_dir(text, CGROUP_ROOT, (unsigned)n, dir, len, err);
 }

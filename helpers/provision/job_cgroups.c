@@ -28,7 +28,7 @@ static int qemu_pid(const char *name, pid_t *pid, struct svm_err *err)
 	uint64_t v;
 
 	snprintf(path, sizeof(path), "%s/%s.pid", QEMU_PID_DIR, name);
-	if (svm_cgroup_read_file(path, text, sizeof(text), err) != 0)
+	if (svm_read_small_file(path, text, sizeof(text), err) != 0)
 		return -1;
 	text[strcspn(text, "\n")] = '\0';
 	if (svm_parse_uint(text, 2, INT32_MAX, &v, err) != 0)
@@ -68,10 +68,12 @@ int provision_cgroups_of_task(pid_t task, const char *file, struct svm_cgroup_di
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)task);
-	if (svm_cgroup_read_file(path, text, sizeof(text), err) != 0 ||
+	if (svm_read_small_file(path, text, sizeof(text), err) != 0 ||
 	    svm_cgroup_guest_dirs(text, CGROUP_ROOT, dirs, err) != 0)
 		return -1;
-	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* Readable by the job's proxy: a guest lost to the job's memory limit
+	 * ends the task as out of memory (helpers/exec/oom.c). */
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (f == NULL) {
 		if (fd >= 0)
@@ -91,7 +93,7 @@ int provision_cgroups_recorded(const char *file, struct svm_cgroup_dirs *dirs, s
 	char *line, *save = NULL;
 
 	dirs->n = 0;
-	if (svm_cgroup_read_file(file, text, sizeof(text), err) != 0)
+	if (svm_read_small_file(file, text, sizeof(text), err) != 0)
 		return errno == ENOENT ? 1 : -1;
 	for (line = strtok_r(text, "\n", &save); line != NULL && dirs->n < SVM_CGROUP_DIRS_MAX;
 	     line = strtok_r(NULL, "\n", &save)) {

@@ -9,6 +9,7 @@
 
 #include "spank_vm/cpuset.h"
 #include "spank_vm/error.h"
+#include "spank_vm/small_file.h"
 
 /* From the text of /proc/PID/cgroup, the directory of its cpuset cgroup below
  * cgroup_root ("/sys/fs/cgroup"): v1 "N:...cpuset...:/path" maps to
@@ -20,10 +21,6 @@ int svm_cgroup_cpuset_dir(const char *proc_cgroup, const char *cgroup_root, char
  * (.../job_N/step_extern/...): cuts the path after its last job_N component,
  * so the directory names the job. A path without one is left alone. */
 void svm_cgroup_job_level(char *dir);
-
-/* A small file of the kernel's (cgroup, proc), whole, NUL-terminated; no
- * symbolic link followed. err may be NULL. */
-int svm_cgroup_read_file(const char *path, char *buf, size_t len, struct svm_err *err);
 
 /* The CPUs the cgroup directory holds (cpuset.effective_cpus, else
  * cpuset.cpus.effective, else cpuset.cpus). */
