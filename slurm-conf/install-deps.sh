@@ -11,6 +11,8 @@ PACKAGES=(
     dpkg-dev file git
     # Slurm (headers for the plugin, daemons for the test cluster) and munge
     libslurm-dev slurm-wlm-basic-plugins-dev slurmd slurmctld slurm-client munge
+    # job accounting of the test cluster (sacct): slurmdbd and its own MariaDB
+    slurmdbd mariadb-server
     # libvirt + QEMU (TCG in tests, KVM at sites)
     libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
     # helper library dependencies and unit tests
