@@ -1,12 +1,13 @@
 #!/bin/bash
-# Starts and stops the local spank_vm test cluster: our own munged, one slurmctld
-# and two slurmd (`slurmd -N svm1|svm2`) on this host, plus libvirtd/virtlogd when
-# they are not running yet. Everything lives in CLUSTER_DIR (cluster.env); the
-# host's /etc/slurm and /etc/munge are never used. PID 1 need not be systemd.
+# Starts and stops the local spank_vm test cluster: our own munged, a MariaDB
+# and slurmdbd for job accounting (sacct), one slurmctld and two slurmd
+# (`slurmd -N svm1|svm2`) on this host, plus libvirtd/virtlogd when they are not
+# running yet. Everything lives in CLUSTER_DIR (cluster.env); the host's
+# /etc/slurm, /etc/munge and /etc/mysql are never used. PID 1 need not be systemd.
 #
 #   cluster.sh up [--build BUILD_DIR]   start (with the plugin installed from a build)
 #   cluster.sh down                     stop everything and remove CLUSTER_DIR
-#   cluster.sh status                   say whether it runs (exit 0) or not (exit 3)
+#   cluster.sh status                   say whether it runs (exit 0), not (exit 3) or in part (exit 1)
 #   cluster.sh run-as-user CMD...       run CMD as the test user, SLURM_CONF set
 #   cluster.sh env                      print `export ...` lines for eval
 set -euo pipefail
@@ -194,10 +195,14 @@ check_not_running() {
         die "a cluster is already running in $CLUSTER_DIR (pids ${alive% }); stop it with: cluster.sh down"
 }
 
-# sun_path holds 108 bytes: a long SPANK_VM_CLUSTER_DIR would break munged late.
+# sun_path holds 108 bytes: a long SPANK_VM_CLUSTER_DIR would break munged or
+# MariaDB late.
 check_socket_path() {
-    ((${#MUNGE_SOCKET} < 100)) ||
-        die "munge socket path too long (${#MUNGE_SOCKET} > 99 bytes): $MUNGE_SOCKET; set a shorter SPANK_VM_CLUSTER_DIR"
+    local path
+    for path in "$MUNGE_SOCKET" "$MARIADB_SOCKET"; do
+        ((${#path} < 100)) ||
+            die "socket path too long (${#path} > 99 bytes): $path; set a shorter SPANK_VM_CLUSTER_DIR"
+    done
 }
 
 ensure_test_user() {
@@ -285,8 +290,9 @@ write_slurm_conf() {
     ((${#NODE_LIST[@]} == 2 && ${#PORT_LIST[@]} == 2)) ||
         die "slurm.conf.in has two nodes; cluster.env sets NODES='$NODES' NODE_PORTS='$NODE_PORTS'"
     render "$HERE/slurm.conf.in" "$SLURM_CONF" \
-        "CLUSTER_DIR=$CLUSTER_DIR" "HOSTNAME=$(hostname -s)" \
+        "CLUSTER_DIR=$CLUSTER_DIR" "HOSTNAME=$(hostname -s)" "CLUSTER_NAME=$CLUSTER_NAME" \
         "SLURMCTLD_PORT=$SLURMCTLD_PORT" "MUNGE_SOCKET=$MUNGE_SOCKET" \
+        "SLURMDBD_PORT=$SLURMDBD_PORT" \
         "NODE1=${NODE_LIST[0]}" "NODE1_PORT=${PORT_LIST[0]}" \
         "NODE2=${NODE_LIST[1]}" "NODE2_PORT=${PORT_LIST[1]}" \
         "TOPOLOGY=$(host_topology)" "REAL_MEMORY=4096"
@@ -365,6 +371,100 @@ start_munge() {
         munged --force --socket="$MUNGE_SOCKET" --key-file="$key" \
         --pid-file="$CLUSTER_DIR/run/munged.pid" --log-file="$CLUSTER_DIR/log/munged.log" \
         --seed-file="$CLUSTER_DIR/munge/munged.seed"
+}
+
+# ---------------------------------------------------------------- accounting
+
+# The cluster's own MariaDB, for slurmdbd alone: a fresh data directory, the
+# server running as the mysql user (it drops root itself, so the recorded pid
+# stays the server's), reachable through its socket only.
+#
+# Its data directory takes about 2 s to make: mariadb-install-db runs in the
+# background while the build is staged, and start_mariadb waits for it.
+MARIADB_INIT_PID=""
+MARIADB_INIT_LOG=""
+
+init_mariadb() {
+    render "$HERE/mariadb.cnf.in" "$MARIADB_CNF" \
+        "MARIADB_DIR=$MARIADB_DIR" "MARIADB_SOCKET=$MARIADB_SOCKET"
+    install -d -o mysql -g mysql -m 0750 "$MARIADB_DIR" "$MARIADB_DIR/tmp"
+    MARIADB_INIT_LOG="$CLUSTER_DIR/log/mariadb-install-db.log"
+    mariadb-install-db --defaults-file="$MARIADB_CNF" --skip-test-db \
+        --auth-root-authentication-method=socket </dev/null >"$MARIADB_INIT_LOG" 2>&1 &
+    MARIADB_INIT_PID=$!
+}
+
+# Waits for init_mariadb's mariadb-install-db; true if it succeeded.
+init_mariadb_done() {
+    local pid=$MARIADB_INIT_PID
+    [[ -n $pid ]] || return 0
+    MARIADB_INIT_PID=""
+    wait "$pid"
+}
+
+start_mariadb() {
+    if ! init_mariadb_done; then
+        tail -n 20 "$MARIADB_INIT_LOG" >&2
+        die "mariadb-install-db failed (log above)"
+    fi
+    spawn_daemon mariadb mariadbd mariadbd --defaults-file="$MARIADB_CNF"
+    wait_for "$UP_TIMEOUT" mariadb_answers ||
+        die "MariaDB does not answer on $MARIADB_SOCKET within ${UP_TIMEOUT} s"
+}
+
+# The clients log in as MariaDB's root: the system root, through the socket.
+mariadb_client() { "$1" --defaults-file="$MARIADB_CNF" --user=root "${@:2}"; }
+
+mariadb_answers() {
+    daemons_alive mariadb
+    mariadb_client mariadb-admin --connect-timeout=2 status >/dev/null 2>&1
+}
+
+# slurmdbd's database and its user, with a fresh random password that only
+# slurmdbd.conf (0600) keeps. The SQL goes through stdin, never argv.
+create_acct_db() {
+    local pass
+    pass=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    mariadb_client mariadb --batch <<SQL ||
+CREATE DATABASE \`$ACCT_DB_NAME\`;
+CREATE USER '$ACCT_DB_USER'@'localhost' IDENTIFIED BY '$pass';
+GRANT ALL ON \`$ACCT_DB_NAME\`.* TO '$ACCT_DB_USER'@'localhost';
+SQL
+        die "cannot create the accounting database $ACCT_DB_NAME and its user $ACCT_DB_USER"
+    # slurmdbd refuses a slurmdbd.conf other than 0600 and not the SlurmUser's:
+    # the file exists with that mode before the password goes in.
+    install -m 0600 -o root -g root /dev/null "$SLURMDBD_CONF"
+    render "$HERE/slurmdbd.conf.in" "$SLURMDBD_CONF" \
+        "CLUSTER_DIR=$CLUSTER_DIR" "MUNGE_SOCKET=$MUNGE_SOCKET" "SLURMDBD_PORT=$SLURMDBD_PORT" \
+        "ACCT_DB_NAME=$ACCT_DB_NAME" "ACCT_DB_USER=$ACCT_DB_USER" "ACCT_DB_PASS=$pass"
+}
+
+# The clusters slurmdbd knows, one name a line; fails when it does not answer.
+known_clusters() {
+    slurm timeout 10 sacctmgr -n -P show cluster format=cluster 2>/dev/null
+}
+
+dbd_answers() {
+    daemons_alive slurmdbd
+    known_clusters >/dev/null
+}
+
+cluster_registered() { known_clusters | grep -qxF "$CLUSTER_NAME"; }
+
+# slurmdbd finds slurmdbd.conf next to SLURM_CONF, and MariaDB's socket in
+# MYSQL_UNIX_PORT (slurmdbd.conf.in). It answers once its tables exist; the
+# cluster is registered before slurmctld first reports to it.
+start_accounting() {
+    start_mariadb
+    create_acct_db
+    spawn_daemon slurmdbd slurmdbd \
+        env SLURM_CONF="$SLURM_CONF" MYSQL_UNIX_PORT="$MARIADB_SOCKET" slurmdbd -D
+    wait_for "$UP_TIMEOUT" dbd_answers ||
+        die "slurmdbd does not answer on port $SLURMDBD_PORT within ${UP_TIMEOUT} s"
+    if ! cluster_registered; then
+        slurm sacctmgr -i add cluster "$CLUSTER_NAME" >/dev/null ||
+            die "sacctmgr cannot add the cluster $CLUSTER_NAME"
+    fi
 }
 
 # libvirt's "default" NAT network would start a dnsmasq that outlives us. With
@@ -446,7 +546,7 @@ start_slurm() {
 print_log_tails() {
     local log
     for log in "$CLUSTER_DIR"/log/slurmctld.log "$CLUSTER_DIR"/log/slurmd.*.log \
-        "$CLUSTER_DIR"/log/{munged,virtlogd,libvirtd}.out; do
+        "$CLUSTER_DIR"/log/slurmdbd.log "$CLUSTER_DIR"/log/{munged,mariadb,virtlogd,libvirtd}.out; do
         [[ -s $log ]] || continue
         printf '==> %s <==\n' "$log" >&2
         tail -n 10 "$log" >&2
@@ -457,6 +557,7 @@ print_log_tails() {
 on_up_exit() {
     local rc=$?
     ((rc != 0)) || return 0
+    init_mariadb_done || true
     print_log_tails
     msg "start-up failed; stopping what was started (logs kept in ${CLUSTER_DIR}.last-logs)"
     cmd_down || true
@@ -486,14 +587,16 @@ cmd_up() {
     ensure_test_user
     make_dirs
     trap on_up_exit EXIT
+    init_mariadb
     [[ -z $build ]] || stage_build "$(realpath "$build")"
     write_configs
     start_munge
+    start_accounting
     start_guest_bridge
     start_libvirt
     start_slurm
     trap - EXIT
-    msg "cluster up in $CLUSTER_DIR: ${NODE_LIST[*]} idle; plugin: ${PLUGIN_SO:-none}"
+    msg "cluster up in $CLUSTER_DIR: ${NODE_LIST[*]} idle, accounting in slurmdbd (port $SLURMDBD_PORT); plugin: ${PLUGIN_SO:-none}"
 }
 
 # ---------------------------------------------------------------- down
@@ -661,6 +764,10 @@ cmd_down() {
     fi
     cancel_jobs
     stop_recorded slurmctld 'slurmd-*'
+    # slurmctld hands its last records to slurmdbd as it stops; then slurmdbd
+    # goes, then its database.
+    stop_recorded slurmdbd
+    stop_recorded mariadb
     destroy_domains
     kill_strays
     remove_guest_network
@@ -680,15 +787,38 @@ cmd_down() {
 
 # ---------------------------------------------------------------- others
 
+# Names of the recorded daemons that are no longer alive.
+recorded_dead() {
+    local file name
+    for file in "$PIDS_DIR"/*.pid; do
+        [[ -e $file ]] || continue
+        name=${file##*/}
+        name=${name%.pid}
+        [[ -n $(recorded_alive "$name") ]] || printf '%s\n' "$name"
+    done
+}
+
 cmd_status() {
-    local alive
+    local alive dead rc=0
     alive=$(recorded_alive '*' | tr '\n' ' ')
     if [[ -z $alive ]]; then
         msg "no cluster running in $CLUSTER_DIR"
         return 3
     fi
     msg "cluster running in $CLUSTER_DIR (pid:name ${alive% })"
-    slurm sinfo
+    dead=$(recorded_dead | tr '\n' ' ')
+    if [[ -n $dead ]]; then
+        msg "but these daemons of it are gone: ${dead% } (restart with: cluster.sh down; cluster.sh up)"
+        rc=1
+    fi
+    slurm sinfo || rc=1
+    if cluster_registered; then
+        msg "accounting: slurmdbd answers, cluster $CLUSTER_NAME registered"
+    else
+        msg "accounting: slurmdbd does not answer or does not know the cluster $CLUSTER_NAME"
+        rc=1
+    fi
+    return "$rc"
 }
 
 cmd_run_as_user() {
