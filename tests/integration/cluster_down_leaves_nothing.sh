@@ -1,6 +1,7 @@
 #!/bin/bash
 # Brings the cluster down and proves nothing of it or of spank_vm remains:
-# no daemon, no node drained on the way, no runtime state, no libvirt domain.
+# no daemon (Slurm's, munged, the accounting's slurmdbd and MariaDB), no node
+# drained on the way, no runtime state, no libvirt domain.
 source "$(dirname "$0")/lib.sh"
 trap - EXIT # no controller to ask once the cluster is down
 
@@ -10,8 +11,16 @@ if pgrep -x slurmctld >/dev/null; then
 fi
 "$CLUSTER" down
 # Zombies are dead already: PID 1 here reaps orphans late.
-left=$(ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^(slurmctld|slurmd|slurmstepd|munged)$/')
+left=$(ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^(slurmctld|slurmd|slurmstepd|slurmdbd|munged)$/')
 [ -z "$left" ] || fail "processes left: $left"
+# The cluster's MariaDB (the host may run one of its own): its server runs
+# with our config file and, like every daemon of the cluster, marked.
+for pid in $(ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^(mariadbd|mysqld)$/ { print $1 }'); do
+	if grep -qF "$CLUSTER_DIR/" "/proc/$pid/cmdline" 2>/dev/null ||
+		grep -qzxF "SPANK_VM_CLUSTER_OF=$CLUSTER_DIR" "/proc/$pid/environ" 2>/dev/null; then
+		fail "the cluster's MariaDB was left: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+	fi
+done
 [ ! -e "$RUNTIME_DIR" ] || fail "$RUNTIME_DIR left behind"
 [ ! -e "$CLUSTER_DIR" ] || fail "$CLUSTER_DIR left behind"
 cgroups=$(find /sys/fs/cgroup -maxdepth 2 -name 'slurm_*' 2>/dev/null || true)
