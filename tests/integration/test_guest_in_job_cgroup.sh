@@ -3,10 +3,12 @@
 # extern step's task cgroups (cpuset, memory, cpuacct; not Slurm's freezer,
 # which signals the step at its end before the guest could be saved), from
 # its first guest instruction on. So Slurm accounts it: a guest burning 2
-# CPUs for 20 s adds about 40 s of CPU to the job's extern step (sstat,
-# jobacct_gather/cgroup). Its vCPUs stay pinned one to one to the job's PUs
-# (virsh and each thread's Cpus_allowed_list), and the job's cgroup
-# directories are gone after the job. A job whose extern slurmstepd is
+# CPUs for 20 s adds about 40 s of CPU to the job's extern step
+# (jobacct_gather/cgroup), in sstat while the job runs and in sacct
+# (slurmdbd) after it, with the guest's memory as the step's MaxRSS. Its
+# vCPUs stay pinned one to one to the job's PUs (virsh and each thread's
+# Cpus_allowed_list), and the job's cgroup directories are gone after the
+# job. A job whose extern slurmstepd is
 # SIGKILLed still loses its guest by its end (the epilog).
 source "$(dirname "$0")/lib.sh"
 
@@ -54,13 +56,18 @@ threads=$(grep -l '^CPU [0-9]*/' /proc/"$qemu"/task/*/comm | while read -r f; do
 done | sort -n | paste -sd,)
 assert_eq "$cpus" "$threads" "the vCPU threads' Cpus_allowed_list"
 
+# Slurm's [D-][HH:]MM:SS[.mmm] in seconds.
+seconds() {
+	awk '{ d = 0; t = $0; if (i = index(t, "-")) { d = substr(t, 1, i - 1); t = substr(t, i + 1) }
+		n = split(t, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print d * 86400 + s }' <<<"$1"
+}
 # extern_cpu: the extern step's CPU time so far, in seconds (sstat's AveCPU
 # of its one task; Slurm polls the task's cgroup when asked).
 extern_cpu() {
 	local t
 	t=$(sstat -n -P -a -j "$id" -o JobID,AveCPU | sed -n "s/^$id\.extern|//p")
 	[ -n "$t" ] || fail "sstat has no extern step for job $id"
-	awk -F: '{ n = split($0, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' <<<"${t#*-}"
+	seconds "$t"
 }
 before=$(extern_cpu)
 as_user touch "$dir/go"
@@ -85,6 +92,40 @@ awk -v d="$delta" -v g="$guest" 'BEGIN { exit !(d >= 0.8 * g && d <= 1.2 * g) }'
 as_user touch "$dir/end"
 wait_job_done "$id" 120
 assert_eq COMPLETED "$(job_state "$id")" "the burn job"
+
+# sacct: slurmctld hands the records to slurmdbd as they come, and the extern
+# step's comes last (its slurmstepd stops the guest first). Its TRESUsageInTot
+# cpu= is the extern task cgroup's user + system time, which jobacct_gather/
+# cgroup read one last time when the step ended (TotalCPU is the same time,
+# but with user and system each cut to whole seconds).
+sacct_extern() {
+	sacct -n -P -j "$id" -o JobID,State,TRESUsageInTot,MaxRSS | grep "^$id\.extern|"
+}
+extern_recorded() {
+	local rec
+	rec=$(sacct_extern) || return 1
+	[[ $rec == *cpu=* && $rec != *"|RUNNING|"* ]]
+}
+wait_until 60 "sacct to have job $id's extern step" extern_recorded
+IFS='|' read -r _ state tres maxrss <<<"$(sacct_extern)"
+echo "sacct: $(sacct -n -P -j "$id" -o JobID,User,State,TotalCPU,TRESUsageInTot,MaxRSS | tr '\n' ' ')"
+assert_eq "$id|$TEST_USER|COMPLETED" "$(sacct -n -P -j "$id" -o JobID,User,State | grep "^$id|")" \
+	"sacct's record of the burn job"
+assert_eq COMPLETED "$state" "sacct's state of the extern step"
+acct=$(seconds "$(tr ',' '\n' <<<"$tres" | sed -n 's/^cpu=//p')")
+acct_delta=$(awk -v a="$acct" -v b="$before" 'BEGIN { print a - b }')
+echo "guest burn: ${guest} s of CPU; sacct: extern step ${acct} s in all, ${acct_delta} s since the burn began (sstat said ${after} s after it)"
+awk -v d="$acct_delta" -v g="$guest" 'BEGIN { exit !(d >= 0.8 * g && d <= 1.2 * g) }' ||
+	fail "sacct accounts $acct_delta s to the extern step for a guest burn of $guest s (not within 20 %)"
+# MaxRSS is the memory cgroup's resident anonymous memory: QEMU with the
+# guest's touched RAM, more than 100 MiB for a booted guest, at most the
+# job's 1 GiB.
+rss_mib=$(awk '{ v = $0 + 0; u = substr($0, length($0)); f = 1 / 1048576
+	if (u == "K") f = 1 / 1024; else if (u == "M") f = 1; else if (u == "G") f = 1024; else if (u == "T") f = 1048576
+	printf "%d", v * f }' <<<"$maxrss")
+echo "sacct: the extern step's MaxRSS is $maxrss (${rss_mib} MiB)"
+((rss_mib >= 100 && rss_mib <= 1024)) ||
+	fail "the extern step's MaxRSS in sacct is $maxrss: not the guest's (100 MiB to 1 GiB)"
 wait_until 60 "job $id's guest to go" runtime_dir_empty
 [ -z "$(find /sys/fs/cgroup/*/"slurm_$node/uid_$uid" -maxdepth 1 -name "job_$id" 2>/dev/null)" ] ||
 	fail "job $id's cgroup directories remain: $(find /sys/fs/cgroup/*/"slurm_$node/uid_$uid" -maxdepth 1 -name "job_$id")"
@@ -106,4 +147,4 @@ wait_until 60 "job $id's QEMU to be gone" test ! -e "/proc/$qemu"
 wait_until 60 "job $id's runtime directory to go" runtime_dir_empty
 assert_not_contains "$(virsh -c "$LIBVIRT_URI" list --all --name)" "spank_vm-$node-$id" "libvirt's domains"
 assert_nodes_healthy
-pass "QEMU in the job's cgroups, accounted ($delta s for a $guest s burn), pinned; gone after a killed extern step"
+pass "QEMU in the job's cgroups, accounted (sstat $delta s, sacct $acct_delta s for a $guest s burn; MaxRSS $maxrss), pinned; gone after a killed extern step"
