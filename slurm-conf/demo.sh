@@ -22,7 +22,7 @@ bash "$ROOT/slurm-conf/install-deps.sh"
 say "building spank_vm"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" >/dev/null
-say "starting the local cluster (munge, slurmctld, slurmd svm1 and svm2, libvirtd)"
+say "starting the local cluster (munge, slurmdbd and MariaDB, slurmctld, slurmd svm1 and svm2, libvirtd)"
 bash "$CLUSTER" up --build "$BUILD"
 trap 'say "stopping the local cluster"; bash "$CLUSTER" down' EXIT
 sinfo

@@ -2,8 +2,8 @@
 # Builds spank_vm and runs every test, on a fresh Debian 12 machine as root:
 # installs what is missing (apt-get, idempotent), then
 #   1. unit tests and lint, built with ASan+UBSan and -Werror;
-#   2. the integration suite on a real local cluster (munge, slurmctld, two
-#      slurmd, libvirtd) that the suite starts and stops itself, and the .deb.
+#   2. the integration suite on a real local cluster (munge, slurmdbd, slurmctld,
+#      two slurmd, libvirtd) that the suite starts and stops itself, and the .deb.
 #   3. the protocol fuzzer (clang, libFuzzer), for a bounded time.
 # A plugin built with sanitizers cannot load into slurmstepd, hence separate builds.
 set -euo pipefail
