@@ -78,11 +78,11 @@ void exec_requeue_after_loss(const char *checkpoint_dir, time_t run_started);
 /* oom.c: says on stderr that the guest's OOM killer ended a process of the
  * task, and, for a task of a Slurm step (its mux socket given), leaves the
  * mark next to it that has the plugin end the step as out of memory. */
-void exec_report_out_of_memory(const char *socket_path, uint64_t guest_kib);
+void exec_report_out_of_memory(const char *job_dir, const char *socket_path, uint64_t ready_kib);
 /* The guest was lost: whether the job's memory cgroup ended its QEMU, and
  * saying so (with the mark) when it did. */
 bool exec_guest_ended_by_oom(const char *job_dir);
-void exec_report_guest_oom(const char *socket_path, uint64_t guest_kib);
+void exec_report_guest_oom(const char *job_dir, const char *socket_path, uint64_t ready_kib);
 
 /* main.c: one line on stderr, prefixed EXEC_PREFIX, and exit(code). */
 void exec_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));

@@ -256,6 +256,9 @@ static bool guest_failed(const struct exec_opts *o, char *why, size_t len)
 	why[strcspn(why, "\n")] = '\0';
 	if (strncmp(why, "error: ", 7) == 0)
 		memmove(why, why + 7, strlen(why + 7) + 1);
+	/* A helper's own line: our prefix starts the line we print it in. */
+	if (strncmp(why, EXEC_PREFIX, strlen(EXEC_PREFIX)) == 0)
+		memmove(why, why + strlen(EXEC_PREFIX), strlen(why + strlen(EXEC_PREFIX)) + 1);
 	return why[0] != '\0' && strcmp(why, "ready") != 0;
 }
 
@@ -458,13 +461,14 @@ int main(int argc, char **argv)
 	if (p.fail_code != 0 && p.guest_lost && o.task_mode && o.job_dir != NULL &&
 	    exec_guest_ended_by_oom(o.job_dir)) {
 		fprintf(stderr, EXEC_PREFIX "%s\n", p.fail_msg);
-		exec_report_guest_oom(o.socket_path, p.guest_memory_kib);
+		exec_report_guest_oom(o.job_dir, o.socket_path, p.guest_memory_kib);
 		exit(p.fail_code);
 	}
 	if (p.fail_code != 0)
 		exec_die(p.fail_code, "%s", p.fail_msg);
 	if (p.status.out_of_memory)
-		exec_report_out_of_memory(o.task_mode ? o.socket_path : NULL, p.guest_memory_kib);
+		exec_report_out_of_memory(o.job_dir, o.task_mode ? o.socket_path : NULL,
+		                          p.guest_memory_kib);
 	if (p.status.kind == SVM_PROTO_KILLED)
 		die_by_signal(p.status.signo);
 	return rc;

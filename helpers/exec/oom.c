@@ -59,24 +59,44 @@ bool exec_guest_ended_by_oom(const char *job_dir)
 	return false;
 }
 
-void exec_report_guest_oom(const char *socket_path, uint64_t guest_kib)
+/* The guest's RAM as planned (the plan in the job's directory): what Linux
+ * in the guest shows as MemTotal is less, by what its kernel keeps. */
+static uint64_t guest_mib(const char *job_dir, uint64_t ready_kib)
+{
+	char path[4200], text[4096];
+	const char *at;
+	uint64_t mib;
+
+	/* SVM_PLAN_FILE (plan_record.h, which brings hwloc along) */
+	snprintf(path, sizeof(path), "%s/plan", job_dir != NULL ? job_dir : "");
+	if (job_dir != NULL && svm_read_small_file(path, text, sizeof(text), NULL) == 0 &&
+	    (at = strstr(text, "\nguest_mib=")) != NULL) {
+		at += strlen("\nguest_mib=");
+		text[at - text + strspn(at, "0123456789")] = '\0';
+		if (svm_parse_uint(at, 1, UINT32_MAX, &mib, NULL) == 0)
+			return mib;
+	}
+	return ready_kib / 1024;
+}
+
+void exec_report_guest_oom(const char *job_dir, const char *socket_path, uint64_t ready_kib)
 {
 	fprintf(stderr,
 	        EXEC_PREFIX "out of memory: the job's memory cgroup ended the guest: its %" PRIu64
 	                    " MiB of RAM and QEMU's own memory outgrew the job's memory on the "
 	                    "node; ask for more with --mem (or the site raises mem_reserve)\n",
-	        guest_kib / 1024);
+	        guest_mib(job_dir, ready_kib));
 	leave_mark(socket_path);
 }
 
-void exec_report_out_of_memory(const char *socket_path, uint64_t guest_kib)
+void exec_report_out_of_memory(const char *job_dir, const char *socket_path, uint64_t ready_kib)
 {
 	fprintf(stderr,
 	        EXEC_PREFIX "out of memory: the guest's out-of-memory killer ended a process of "
 	                    "this task; the guest has %" PRIu64
 	                    " MiB (the job's memory on the node less the site's mem_reserve): ask "
 	                    "for more with --mem\n",
-	        guest_kib / 1024);
+	        guest_mib(job_dir, ready_kib));
 	if (socket_path != NULL)
 		leave_mark(socket_path);
 }

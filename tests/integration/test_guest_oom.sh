@@ -29,13 +29,18 @@ assert_nothing_left() { # JOBID
 	assert_nodes_healthy
 }
 
+# sacct_says JOBID STEP STATE: slurmdbd has STEP (JOBID, JOBID.batch, ...) in STATE.
+sacct_says() {
+	[ "$(sacct -n -P -a -j "$1" -o JobID,State | sed -n "s/^$2|//p")" == "$3" ]
+}
+
 # 1. Too little memory for a guest: refused with the sizes, the node up.
 id=$(submit -D "$dir" -o "$dir/small.out" -e "$dir/small.err" --vm -c 1 --mem 300M \
 	--wrap 'echo ran')
 wait_job_done "$id" 120
 assert_eq FAILED "$(job_state "$id")" "state of job $id (--mem 300M)"
 assert_contains "$(cat "$dir/small.err")" \
-	"guest RAM of 44 MiB (job memory 300 MiB - reserve 256 MiB) is below the minimum of 128 MiB; ask for more memory (--mem)" \
+	"spank_vm: the job's guest did not come up: spank-vm-provision: guest RAM of 44 MiB (job memory 300 MiB - reserve 256 MiB) is below the minimum of 128 MiB; ask for more memory (--mem)" \
 	"job $id's stderr"
 [ ! -s "$dir/small.out" ] || fail "job $id's script ran: $(cat "$dir/small.out")"
 assert_nothing_left "$id"
@@ -59,6 +64,9 @@ assert_contains "$out" "tail ended with 137; the script goes on" "job $id's outp
 assert_contains "$out" "spank_vm: out of memory: the guest's out-of-memory killer ended a process of this task; the guest has 256 MiB" \
 	"job $id's output"
 assert_contains "$out" "Detected 1 oom-kill event(s) in StepId=$id.batch" "job $id's output"
+wait_until 60 "sacct to show job $id.batch OUT_OF_MEMORY" sacct_says "$id" "$id.batch" OUT_OF_MEMORY
+sacct_says "$id" "$id" OUT_OF_MEMORY || fail "sacct: job $id is not OUT_OF_MEMORY"
+sacct_says "$id" "$id.extern" COMPLETED || fail "sacct: the guest of job $id was not fine"
 assert_nothing_left "$id"
 
 # 3. An srun step in its own job.
@@ -89,5 +97,7 @@ assert_contains "$out" "guest lost" "job $id's output"
 assert_contains "$out" "spank_vm: out of memory: the job's memory cgroup ended the guest: its 496 MiB of RAM" \
 	"job $id's output"
 assert_not_contains "$out" "the script goes on" "job $id's output"
+# The kernel ended QEMU in the extern step: Slurm's count there too.
+wait_until 60 "sacct to show job $id.extern OUT_OF_MEMORY" sacct_says "$id" "$id.extern" OUT_OF_MEMORY
 assert_nothing_left "$id"
 pass
