@@ -220,9 +220,19 @@ void agent_memcg_init(void);
 /* A new group for a session (its path in dir); false, dir "", without
  * (host mode, or no cgroup2 in the guest). */
 bool agent_memcg_create(char *dir, size_t cap);
-/* The session ended: how many of its processes the out-of-memory killer
- * ended; removes the group. 0 for dir "". */
-uint64_t agent_memcg_finish(const char *dir);
+/* Makes the next session's group ahead of time (after a fork: the new
+ * program starts meanwhile). */
+void agent_memcg_prepare(void);
+/* fork(), the child born in group dir (*joined) where the kernel can
+ * (clone3, Linux 5.7), else left to join it itself (agent_spawn's
+ * memcg_procs). */
+pid_t agent_memcg_fork(const char *dir, bool *joined);
+/* How many of the group's processes the out-of-memory killer ended so far;
+ * 0 for dir "". */
+uint64_t agent_memcg_oom_kills(const char *dir);
+/* Removes the group (nothing for dir ""), once the session is over: after
+ * its EXIT, off the way of the task's end. */
+void agent_memcg_remove(const char *dir);
 
 /* ---- spawn.c: the child between fork and execve ---- */
 

@@ -7,8 +7,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -19,6 +22,8 @@
 
 static bool enabled;          /* set once, in the guest only */
 static unsigned long created; /* names never repeat, even across hosts */
+/* Made ahead, while the last program starts, for the next session. */
+static char spare[AGENT_MEMCG_DIR_CAP];
 
 static bool write_text(const char *path, const char *text)
 {
@@ -46,16 +51,13 @@ void agent_memcg_init(void)
 		return;
 	}
 	enabled = true;
+	agent_memcg_prepare();
 }
 
-bool agent_memcg_create(char *dir, size_t cap)
+static bool make_group(char *dir, size_t cap)
 {
-	int n;
+	int n = snprintf(dir, cap, CGROUP_ROOT "/session-%lu", ++created);
 
-	dir[0] = '\0';
-	if (!enabled)
-		return false;
-	n = snprintf(dir, cap, CGROUP_ROOT "/session-%lu", ++created);
 	if (n < 0 || (size_t)n >= cap || mkdir(dir, 0755) != 0) {
 		agent_log("cannot make a memory cgroup for a session: %s", strerror(errno));
 		dir[0] = '\0';
@@ -64,12 +66,50 @@ bool agent_memcg_create(char *dir, size_t cap)
 	return true;
 }
 
-/* The kills counted in memory.events; 0 when it cannot be read. */
-static uint64_t oom_kills(const char *dir)
+bool agent_memcg_create(char *dir, size_t cap)
+{
+	dir[0] = '\0';
+	if (!enabled)
+		return false;
+	if (spare[0] != '\0' && strlen(spare) < cap) {
+		strcpy(dir, spare);
+		spare[0] = '\0';
+		return true;
+	}
+	return make_group(dir, cap);
+}
+
+void agent_memcg_prepare(void)
+{
+	if (enabled && spare[0] == '\0')
+		make_group(spare, sizeof(spare));
+}
+
+pid_t agent_memcg_fork(const char *dir, bool *joined)
+{
+	struct clone_args args = {.flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD};
+	int fd = dir[0] != '\0' ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	long pid = -1;
+
+	*joined = false;
+	if (fd >= 0) {
+		/* Born in the group: moving a process there later waits for an RCU
+		 * grace period, milliseconds of every task's start under TCG. */
+		args.cgroup = (uint64_t)fd;
+		pid = syscall(SYS_clone3, &args, sizeof(args));
+		*joined = pid >= 0;
+		close(fd);
+	}
+	return pid >= 0 ? (pid_t)pid : fork();
+}
+
+uint64_t agent_memcg_oom_kills(const char *dir)
 {
 	char path[AGENT_MEMCG_DIR_CAP + 32], text[1024];
 	uint64_t n = 0;
 
+	if (dir[0] == '\0')
+		return 0;
 	snprintf(path, sizeof(path), "%s/memory.events", dir);
 	if (svm_read_small_file(path, text, sizeof(text), NULL) != 0 ||
 	    svm_keyed_value(text, "oom_kill", &n) != 0)
@@ -77,16 +117,10 @@ static uint64_t oom_kills(const char *dir)
 	return n;
 }
 
-uint64_t agent_memcg_finish(const char *dir)
+void agent_memcg_remove(const char *dir)
 {
-	uint64_t kills;
-
-	if (dir[0] == '\0')
-		return 0;
-	kills = oom_kills(dir);
 	/* Busy while a process that left the program's group still runs in
 	 * it; the guest ends with the job, and with it the directory. */
-	if (rmdir(dir) != 0 && errno != EBUSY)
+	if (dir[0] != '\0' && rmdir(dir) != 0 && errno != EBUSY)
 		agent_log("cannot remove %s: %s", dir, strerror(errno));
-	return kills;
 }

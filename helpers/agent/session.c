@@ -116,7 +116,7 @@ static void unlink_session(struct agent_sessions *all, struct agent_session *s)
 		}
 	}
 	release_streams(s);
-	agent_memcg_finish(s->memcg);
+	agent_memcg_remove(s->memcg);
 	free(s);
 }
 
@@ -237,6 +237,7 @@ static pid_t fork_program(const struct svm_proto_exec *e, const struct child_fds
 	char cwd[SVM_PROTO_MAX_CWD + 1]; /* checked NUL-free and short by the codec */
 	char procs[AGENT_MEMCG_DIR_CAP + 16];
 	struct agent_spawn sp = {0};
+	bool joined;
 	pid_t pid = -1;
 
 	sp.argv = string_vector(e->argv, e->argc);
@@ -261,13 +262,14 @@ static pid_t fork_program(const struct svm_proto_exec *e, const struct child_fds
 	sp.status_fd = f->status[1];
 	sp.program = program;
 	sp.keep_identity = program != NULL;
-	if (memcg[0] != '\0') {
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", memcg);
-		sp.memcg_procs = procs;
-	}
-	pid = fork();
-	if (pid == 0)
+	pid = agent_memcg_fork(memcg, &joined);
+	if (pid == 0) {
+		if (!joined && memcg[0] != '\0') {
+			snprintf(procs, sizeof(procs), "%s/cgroup.procs", memcg);
+			sp.memcg_procs = procs;
+		}
 		agent_spawn_child(&sp);
+	}
 out:
 	free(sp.argv);
 	free(sp.envp);
@@ -353,9 +355,10 @@ static uint32_t start_program(uint32_t id, const struct svm_proto_exec *e, const
 		s->on_host = program != NULL;
 		agent_memcg_create(s->memcg, sizeof(s->memcg));
 		s->pid = fork_program(e, &f, program, s->memcg);
+		agent_memcg_prepare();
 		if (s->pid < 0) {
 			code = refusal(err, SVM_PROTO_E_RESOURCE, errno, "fork");
-			agent_memcg_finish(s->memcg);
+			agent_memcg_remove(s->memcg);
 			release_streams(s);
 			free(s);
 			s = NULL;
@@ -883,8 +886,7 @@ void agent_sessions_finish(struct agent_channel *ch, struct agent_sessions *all)
 	for (struct agent_session *s = all->head; s != NULL; s = s->next) {
 		if (s->state != SESSION_RUNNING || s->orphan || !s->exited || !output_ended(s))
 			continue;
-		agent_send_exit(ch, s->id, s->wait_status, agent_memcg_finish(s->memcg) > 0);
-		s->memcg[0] = '\0';
+		agent_send_exit(ch, s->id, s->wait_status, agent_memcg_oom_kills(s->memcg) > 0);
 		release_streams(s);
 		agent_send_close(ch, s->id);
 		s->state = SESSION_CLOSING;
